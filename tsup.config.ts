@@ -1,0 +1,16 @@
+import { defineConfig } from 'tsup';
+
+// The library (ESM + CJS + .d.ts) and the worker entry the in-memory backend
+// spawns; the worker must exist as its own file next to the bundles.
+export default defineConfig({
+  entry: {
+    index: 'src/index.ts',
+    'memory/index': 'src/memory/index.ts',
+  },
+  format: ['esm', 'cjs'],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  target: 'node20',
+  splitting: false,
+});
