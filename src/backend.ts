@@ -1,0 +1,98 @@
+/**
+ * The Backend is the protocol's only door to the operating system: sharing
+ * and mapping grant pages, event channels, and xenstore. The real one talks
+ * to Linux's Xen devices; the in-memory one (`xen-vchan/memory`) emulates a
+ * hypervisor inside Node for tests. Protocol code never imports either.
+ */
+
+/** Armed on a share or mapping: when it goes away for any reason (close, crash), clear this byte and notify. */
+export interface UnmapNotify {
+  /** Byte offset inside the first page of the share or mapping. */
+  readonly offset: number;
+  /** Local event channel port to notify after clearing the byte. */
+  readonly port: number;
+}
+
+/** Pages this domain shares with a peer (gntalloc). */
+export interface GrantShare {
+  /** One grant reference per page, in page order. */
+  readonly refs: readonly number[];
+  /** All pages, contiguous, `refs.length * 4096` bytes, page-aligned. */
+  readonly memory: Uint8Array;
+  /**
+   * Stops sharing. The pages stay alive while the peer still maps them, as
+   * the kernel does; an armed unmap notification fires now. Idempotent.
+   */
+  release(): void;
+}
+
+/** A peer's pages mapped into this process (gntdev). */
+export interface GrantMapping {
+  readonly memory: Uint8Array;
+  /** Unmaps; an armed unmap notification fires now. Idempotent. */
+  release(): void;
+}
+
+/** One bound event channel port. */
+export interface EventChannel {
+  readonly port: number;
+  /** Signals the remote end. Never blocks. */
+  notify(): void;
+  /** Unbinds the port; no callback runs afterwards. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Called when the port fired. The port has already been unmasked, so an
+ * event that arrives while the handler runs is not lost: it calls again.
+ */
+export type EventHandler = () => void;
+
+export type StoreAccess = 'none' | 'read' | 'write' | 'both';
+
+/** A xenstore permission entry; the first one names the owner and the default for others. */
+export interface StorePermission {
+  readonly domid: number;
+  readonly access: StoreAccess;
+}
+
+export interface StoreWatch {
+  /** Removes the watch. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The xenstore operations the protocol uses. Relative paths resolve under /local/domain/<own id>/. */
+export interface Store {
+  /** The value at `path`, or undefined when it does not exist. */
+  read(path: string): Promise<string | undefined>;
+  /**
+   * Writes every entry in one transaction, setting `permissions` on each
+   * written node; retries the whole transaction on conflict (EAGAIN).
+   */
+  writeAll(entries: ReadonlyArray<readonly [path: string, value: string]>, permissions?: readonly StorePermission[]): Promise<void>;
+  /** Removes `path` and everything below it; a missing path is not an error. */
+  remove(path: string): Promise<void>;
+  /**
+   * Calls `onChange` with the changed path for changes at or below `path`,
+   * and once right after the watch is registered (as xenstored does).
+   * Special paths `@releaseDomain` / `@introduceDomain` are allowed.
+   */
+  watch(path: string, onChange: (changed: string) => void): Promise<StoreWatch>;
+}
+
+export interface Backend {
+  /** This domain's id. */
+  domainId(): Promise<number>;
+
+  /** Shares `count` fresh, zeroed, writable pages with domain `peer`. */
+  sharePages(peer: number, count: number, notify?: UnmapNotify): Promise<GrantShare>;
+  /** Maps `refs` granted by domain `peer`, contiguously. */
+  mapGrants(peer: number, refs: readonly number[], writable: boolean, notify?: UnmapNotify): Promise<GrantMapping>;
+
+  /** Allocates a port that domain `peer` may bind to. */
+  bindUnboundPort(peer: number, onEvent: EventHandler): Promise<EventChannel>;
+  /** Binds to `remotePort`, which domain `peer` offered to us. */
+  bindInterdomain(peer: number, remotePort: number, onEvent: EventHandler): Promise<EventChannel>;
+
+  readonly store: Store;
+}

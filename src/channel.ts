@@ -1,0 +1,316 @@
+/**
+ * Vchan: one channel, shaped like C libxenvchan's API (server/client setup,
+ * partial read/write, all-or-nothing send/recv, wait, close) but
+ * non-blocking and promise-based. No streams here; see stream.ts.
+ */
+import type { Backend } from './backend.js';
+import { abortedError, closedError, ErrorCodes, peerClosedError, VchanError } from './errors.js';
+import { chooseOrders, Live, Notify, Offsets } from './layout.js';
+import { setupClient, setupServer, type ChannelParts, type Role } from './setup.js';
+import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
+
+/** Default minimum ring sizes: 64 KiB each way, a good throughput/memory balance. */
+export const DEFAULT_RING_MIN = 65536;
+
+export interface VchanServerOptions {
+  /** Domain id of the client that may connect. */
+  peer: number;
+  /** Xenstore path to publish under (relative paths resolve under our domain). */
+  path: string;
+  /** Minimum bytes of the ring we read (the C API's left_min). */
+  readMin?: number;
+  /** Minimum bytes of the ring we write (the C API's right_min). */
+  writeMin?: number;
+  backend: Backend;
+}
+
+export interface VchanClientOptions {
+  /** Domain id of the server. */
+  peer: number;
+  /** Xenstore path the server published under. */
+  path: string;
+  backend: Backend;
+  /** Aborts waiting for the server and the setup; everything taken is released. */
+  signal?: AbortSignal;
+}
+
+/** 0 = closed, 1 = connected, 2 = server waiting for its client (as libxenvchan_is_open). */
+export type OpenState = 0 | 1 | 2;
+
+type Waiter = { resolve: () => void; reject: (error: unknown) => void };
+
+function checkBackend(value: unknown): Backend {
+  const b = value as Partial<Backend> | undefined;
+  if (typeof b !== 'object' || b === null || typeof b.sharePages !== 'function' || typeof b.mapGrants !== 'function' || typeof b.store !== 'object') {
+    throw new TypeError(`backend must implement Backend, got ${describe(value)}`);
+  }
+  return value as Backend;
+}
+
+export class Vchan {
+  readonly role: Role;
+  readonly peer: number;
+  readonly path: string;
+  private readonly parts: ChannelParts;
+  /** Byte that holds requests addressed to us (we clear it after acting). */
+  private readonly inboxOffset: number;
+  /** Byte where we post requests addressed to the peer. */
+  private readonly outboxOffset: number;
+  private readonly peerLiveOffset: number;
+  private readonly ownLiveOffset: number;
+  private closing: Promise<void> | undefined;
+  private peerGone = false;
+  private peerSeenConnected = false;
+  private waiters: Waiter[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  private constructor(role: Role, peer: number, path: string, parts: ChannelParts) {
+    this.role = role;
+    this.peer = peer;
+    this.path = path;
+    this.parts = parts;
+    const server = role === 'server';
+    this.inboxOffset = server ? Offsets.SRV_NOTIFY : Offsets.CLI_NOTIFY;
+    this.outboxOffset = server ? Offsets.CLI_NOTIFY : Offsets.SRV_NOTIFY;
+    this.peerLiveOffset = server ? Offsets.CLI_LIVE : Offsets.SRV_LIVE;
+    this.ownLiveOffset = server ? Offsets.SRV_LIVE : Offsets.CLI_LIVE;
+  }
+
+  /** Shares the pages, publishes them in xenstore and returns at once; the client connects later. */
+  static async server(options: VchanServerOptions): Promise<Vchan> {
+    const o = checkObject('options', options);
+    const peer = checkDomid('peer', o.peer);
+    const path = checkPath('path', o.path);
+    const readMin = o.readMin === undefined ? DEFAULT_RING_MIN : checkRingMin('readMin', o.readMin);
+    const writeMin = o.writeMin === undefined ? DEFAULT_RING_MIN : checkRingMin('writeMin', o.writeMin);
+    const backend = checkBackend(o.backend);
+    const orders = chooseOrders(readMin, writeMin);
+    const relay = new EventRelay();
+    const parts = await setupServer({ backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire });
+    return relay.attach(new Vchan('server', peer, path, parts));
+  }
+
+  /** Waits for the server's entries (xenstore watch), maps its pages and connects. */
+  static async client(options: VchanClientOptions): Promise<Vchan> {
+    const o = checkObject('options', options);
+    const peer = checkDomid('peer', o.peer);
+    const path = checkPath('path', o.path);
+    const backend = checkBackend(o.backend);
+    const signal = checkSignal('signal', o.signal);
+    const relay = new EventRelay();
+    const parts = await setupClient({ backend, peer, path, signal, onEvent: relay.fire });
+    return relay.attach(new Vchan('client', peer, path, parts));
+  }
+
+  get readSize(): number {
+    return this.parts.reader.size;
+  }
+
+  get writeSize(): number {
+    return this.parts.writer.size;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** The local event channel port (for diagnostics). */
+  get port(): number {
+    return this.parts.port.port;
+  }
+
+  /** Like libxenvchan_is_open: 0 closed, 1 connected, 2 (server only) client not yet connected. */
+  isOpen(): OpenState {
+    if (this.closing || this.peerGone) return 0;
+    const live = this.parts.page.loadByte(this.peerLiveOffset);
+    // A peer that went away stays gone, whatever it writes later.
+    if (live === Live.CONNECTED) {
+      this.peerSeenConnected = true;
+      return 1;
+    }
+    if (live === Live.WAITING && this.role === 'server') return this.peerSeenConnected ? 1 : 2;
+    this.peerGone = true;
+    return 0;
+  }
+
+  /** Bytes ready to read, without asking the peer for a notification. */
+  available(): number {
+    this.assertNotClosed();
+    return this.parts.reader.ready();
+  }
+
+  /** Bytes ready to read; asks the peer to notify us when it writes more. */
+  dataReady(): number {
+    this.assertNotClosed();
+    this.request(Notify.WRITE);
+    return this.parts.reader.ready();
+  }
+
+  /** Free bytes in the write ring; asks the peer to notify us when it reads. */
+  bufferSpace(): number {
+    this.assertNotClosed();
+    this.request(Notify.READ);
+    return this.parts.writer.space();
+  }
+
+  /**
+   * Reads up to `length` bytes; returns how many (0 when nothing is ready).
+   * Throws ERR_VCHAN_PEER_CLOSED once the peer is gone and the ring is empty.
+   */
+  read(into: Uint8Array, offset = 0, length = into.length - offset): number {
+    this.assertNotClosed();
+    const reader = this.parts.reader;
+    if (reader.ready() < length) {
+      // We will drain what is there: ask to hear about more, then look again (it may have raced in).
+      this.request(Notify.WRITE);
+    }
+    const count = reader.read(into, offset, length);
+    if (count > 0) this.acknowledge(Notify.READ);
+    else if (length > 0 && this.isOpen() === 0) throw peerClosedError();
+    return count;
+  }
+
+  /** Writes up to `length` bytes; returns how many fit (0 when the ring is full). */
+  write(from: Uint8Array, offset = 0, length = from.length - offset): number {
+    this.assertWritable();
+    const writer = this.parts.writer;
+    if (writer.space() < length) this.request(Notify.READ);
+    const count = writer.write(from, offset, length);
+    if (count > 0) this.acknowledge(Notify.WRITE);
+    return count;
+  }
+
+  /** Writes all of `from` or nothing; returns from.length or 0. */
+  send(from: Uint8Array): number {
+    this.assertWritable();
+    const writer = this.parts.writer;
+    if (from.length > writer.size) throw tooBig('send', from.length, writer.size);
+    if (writer.space() < from.length) {
+      this.request(Notify.READ);
+      if (writer.space() < from.length) return 0;
+    }
+    writer.write(from);
+    if (from.length > 0) this.acknowledge(Notify.WRITE);
+    return from.length;
+  }
+
+  /** Fills all of `into` or reads nothing; returns into.length or 0. */
+  recv(into: Uint8Array): number {
+    this.assertNotClosed();
+    const reader = this.parts.reader;
+    if (into.length > reader.size) throw tooBig('recv', into.length, reader.size);
+    if (reader.ready() < into.length) {
+      this.request(Notify.WRITE);
+      if (reader.ready() < into.length) {
+        if (this.isOpen() === 0) throw peerClosedError();
+        return 0;
+      }
+    }
+    reader.read(into);
+    if (into.length > 0) this.acknowledge(Notify.READ);
+    return into.length;
+  }
+
+  /**
+   * Resolves at the next event from the peer (data, space, liveness). Resolves
+   * at once when the peer is already gone, so loops re-check instead of hanging.
+   */
+  wait(signal?: AbortSignal): Promise<void> {
+    checkSignal('signal', signal);
+    if (this.closing) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(abortedError(signal));
+    if (this.isOpen() === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(abortedError(signal!));
+      };
+      const waiter: Waiter = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      this.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Calls `listener` on every event until the returned function is called. */
+  onEvent(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Closes: marks us gone and wakes the peer, then releases every page, the
+   * port and (server) the xenstore entries. Data already in the rings stays
+   * readable by the peer. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    const { page, port, releases } = this.parts;
+    page.storeByte(this.ownLiveOffset, Live.EXITED);
+    port.notify();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(closedError());
+    this.listeners.clear();
+    this.closing = releases.releaseAll();
+    return this.closing;
+  }
+
+  /** Marks the peer gone without a liveness change (e.g. its domain was destroyed). */
+  markPeerGone(): void {
+    if (this.peerGone) return;
+    this.peerGone = true;
+    this.dispatch();
+  }
+
+  /** @internal Called by the backend's event handler. */
+  dispatch(): void {
+    if (this.closing) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve();
+    for (const listener of this.listeners) listener();
+  }
+
+  private request(bit: number): void {
+    this.parts.page.orByte(this.outboxOffset, bit);
+  }
+
+  /** Clears the peer's request for `bit` and notifies only if it had asked. */
+  private acknowledge(bit: number): void {
+    const previous = this.parts.page.andByte(this.inboxOffset, ~bit & 0xff);
+    if (previous & bit) this.parts.port.notify();
+  }
+
+  private assertNotClosed(): void {
+    if (this.closing) throw closedError();
+  }
+
+  private assertWritable(): void {
+    this.assertNotClosed();
+    if (this.isOpen() === 0) throw peerClosedError();
+  }
+}
+
+function tooBig(op: string, length: number, size: number): VchanError {
+  return new VchanError(ErrorCodes.TOO_BIG, `${op} of ${length} bytes can never fit a ring of ${size} bytes`);
+}
+
+/** Routes backend events to the Vchan once it exists (events before that have nothing to wake). */
+class EventRelay {
+  private target: Vchan | undefined;
+  readonly fire = (): void => this.target?.dispatch();
+
+  attach(vchan: Vchan): Vchan {
+    this.target = vchan;
+    return vchan;
+  }
+}

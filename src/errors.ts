@@ -1,0 +1,67 @@
+/**
+ * One error family for the whole library. Every failure carries a stable
+ * `code`; kernel failures keep their errno name (`ENOSPC`, `ENOMEM`, ...)
+ * and the syscall that produced them.
+ */
+
+export const ErrorCodes = {
+  /** The peer closed the channel or its process or domain died. */
+  PEER_CLOSED: 'ERR_VCHAN_PEER_CLOSED',
+  /** The peer broke the protocol: corrupt indices, bad orders or grant list. */
+  PROTOCOL: 'ERR_VCHAN_PROTOCOL',
+  /** A deadline passed (connect timeout). */
+  TIMEOUT: 'ERR_VCHAN_TIMEOUT',
+  /** The caller aborted the operation with an AbortSignal. */
+  ABORTED: 'ERR_VCHAN_ABORTED',
+  /** This side already closed the channel. */
+  CLOSED: 'ERR_VCHAN_CLOSED',
+  /** A send/recv larger than the ring can ever hold. */
+  TOO_BIG: 'ERR_VCHAN_TOO_BIG',
+  /** The server's xenstore entries are missing or unparsable. */
+  NOT_FOUND: 'ERR_VCHAN_NOT_FOUND',
+} as const;
+
+export type VchanErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | string;
+
+export interface VchanErrorOptions {
+  cause?: unknown;
+  /** The system call behind a kernel error. */
+  syscall?: string;
+  /** Negative errno, as Node's system errors carry it. */
+  errno?: number;
+}
+
+export class VchanError extends Error {
+  readonly code: VchanErrorCode;
+  readonly syscall?: string;
+  readonly errno?: number;
+
+  constructor(code: VchanErrorCode, message: string, options: VchanErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'VchanError';
+    this.code = code;
+    if (options.syscall !== undefined) this.syscall = options.syscall;
+    if (options.errno !== undefined) this.errno = options.errno;
+  }
+}
+
+export function peerClosedError(what = 'the peer closed the channel'): VchanError {
+  return new VchanError(ErrorCodes.PEER_CLOSED, what);
+}
+
+export function protocolError(what: string): VchanError {
+  return new VchanError(ErrorCodes.PROTOCOL, `peer broke the vchan protocol: ${what}`);
+}
+
+export function closedError(): VchanError {
+  return new VchanError(ErrorCodes.CLOSED, 'the channel is closed');
+}
+
+/** The error to throw when an AbortSignal fired, keeping its reason. */
+export function abortedError(signal: AbortSignal): VchanError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new VchanError(ErrorCodes.TIMEOUT, 'timed out', { cause: reason });
+  }
+  return new VchanError(ErrorCodes.ABORTED, 'the operation was aborted', { cause: reason });
+}

@@ -1,0 +1,30 @@
+/** xen-vchan: Xen's libvchan protocol for Node.js. */
+export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState } from './channel.js';
+export { VchanStream, type VchanStreamOptions } from './stream.js';
+export { VchanError, ErrorCodes, type VchanErrorCode } from './errors.js';
+export type {
+  Backend,
+  EventChannel,
+  EventHandler,
+  GrantMapping,
+  GrantShare,
+  Store,
+  StoreAccess,
+  StorePermission,
+  StoreWatch,
+  UnmapNotify,
+} from './backend.js';
+export {
+  Offsets,
+  Notify,
+  Live,
+  MIN_ORDER,
+  MAX_ORDER,
+  PAGE_SIZE,
+  chooseOrders,
+  layoutFor,
+  ringPlacement,
+  grantCount,
+  ControlPage,
+} from './layout.js';
+export { RingReader, RingWriter } from './ring.js';

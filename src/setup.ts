@@ -1,0 +1,249 @@
+/**
+ * The setup sequences of PROTOCOL §6, for each role, over a Backend. Each
+ * step registers how to undo it, so a failed or aborted setup releases
+ * every page, port and xenstore entry it took.
+ */
+import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare } from './backend.js';
+import { abortedError, protocolError } from './errors.js';
+import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
+import { Releases } from './releases.js';
+import { RingReader, RingWriter } from './ring.js';
+
+export type Role = 'server' | 'client';
+
+/** Everything an open channel holds. */
+export interface ChannelParts {
+  readonly role: Role;
+  readonly page: ControlPage;
+  readonly reader: RingReader;
+  readonly writer: RingWriter;
+  readonly port: EventChannel;
+  readonly releases: Releases;
+}
+
+/** u32 word indices of each ring's counters in the control page. */
+const LEFT = { cons: Offsets.LEFT_CONS / 4, prod: Offsets.LEFT_PROD / 4 };
+const RIGHT = { cons: Offsets.RIGHT_CONS / 4, prod: Offsets.RIGHT_PROD / 4 };
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError(signal);
+}
+
+/** Runs `body`; on any failure releases what it took, then rethrows. */
+async function undoOnFailure<T>(releases: Releases, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    await releases.releaseAll().catch(() => undefined);
+    throw error;
+  }
+}
+
+export interface ServerSetup {
+  backend: Backend;
+  peer: number;
+  path: string;
+  leftOrder: number;
+  rightOrder: number;
+  onEvent: EventHandler;
+}
+
+export function setupServer(s: ServerSetup): Promise<ChannelParts> {
+  const releases = new Releases();
+  return undoOnFailure(releases, async () => {
+    const { backend, peer } = s;
+    const layout = layoutFor(s.leftOrder, s.rightOrder);
+
+    const port = await backend.bindUnboundPort(peer, s.onEvent);
+    releases.push(() => port.close());
+    // If this process dies, the kernel clears srv_live and kicks the client.
+    const control = await backend.sharePages(peer, 1, { offset: Offsets.SRV_LIVE, port: port.port });
+    releases.push(() => control.release());
+    const page = new ControlPage(control.memory);
+    page.bytes.fill(0);
+
+    const left = await serverRing(backend, peer, s.leftOrder, control, releases);
+    const right = await serverRing(backend, peer, s.rightOrder, control, releases);
+    if (left.refs) page.writeGrants(layout.leftStart, left.refs);
+    if (right.refs) page.writeGrants(layout.rightStart, right.refs);
+    page.storeOrder(Offsets.LEFT_ORDER, s.leftOrder);
+    page.storeOrder(Offsets.RIGHT_ORDER, s.rightOrder);
+    page.storeByte(Offsets.CLI_LIVE, Live.WAITING);
+    page.storeByte(Offsets.SRV_LIVE, Live.CONNECTED);
+    // We want to hear when the client connects or writes.
+    page.storeByte(Offsets.CLI_NOTIFY, Notify.WRITE);
+
+    const self = await backend.domainId();
+    await backend.store.writeAll(
+      [
+        [`${s.path}/ring-ref`, String(control.refs[0])],
+        [`${s.path}/event-channel`, String(port.port)],
+      ],
+      [
+        { domid: self, access: 'none' },
+        { domid: peer, access: 'read' },
+      ],
+    );
+    releases.push(() => backend.store.remove(s.path));
+
+    return {
+      role: 'server',
+      page,
+      reader: new RingReader(left.data, { words: page.words, ...LEFT }),
+      writer: new RingWriter(right.data, { words: page.words, ...RIGHT }),
+      port,
+      releases,
+    };
+  });
+}
+
+async function serverRing(
+  backend: Backend,
+  peer: number,
+  order: number,
+  control: GrantShare,
+  releases: Releases,
+): Promise<{ data: Uint8Array; refs?: readonly number[] }> {
+  const placement = ringPlacement(order);
+  if (placement.inPage) return { data: control.memory.subarray(placement.offset, placement.offset + placement.size) };
+  const share = await backend.sharePages(peer, placement.pages);
+  releases.push(() => share.release());
+  return { data: share.memory.subarray(0, placement.size), refs: share.refs };
+}
+
+export interface ClientSetup {
+  backend: Backend;
+  peer: number;
+  path: string;
+  signal: AbortSignal | undefined;
+  onEvent: EventHandler;
+}
+
+export function setupClient(s: ClientSetup): Promise<ChannelParts> {
+  const releases = new Releases();
+  return undoOnFailure(releases, async () => {
+    const { backend, peer, signal } = s;
+    const entries = await waitForServer(backend, s.path, signal);
+
+    throwIfAborted(signal);
+    const port = await backend.bindInterdomain(peer, entries.eventChannel, s.onEvent);
+    releases.push(() => port.close());
+    throwIfAborted(signal);
+    // Bound first: newer kernels need the port before the notify can name it.
+    const control = await backend.mapGrants(peer, [entries.ringRef], true, { offset: Offsets.CLI_LIVE, port: port.port });
+    releases.push(() => control.release());
+    if (control.memory.byteLength < PAGE_SIZE) throw protocolError('control page mapping is shorter than a page');
+    const page = new ControlPage(control.memory);
+
+    // Read the orders and the grant list exactly once; the server may change the page at any time.
+    const leftOrder = page.loadOrder(Offsets.LEFT_ORDER);
+    const rightOrder = page.loadOrder(Offsets.RIGHT_ORDER);
+    const layout = layoutFor(leftOrder, rightOrder);
+    const grants = page.readGrants(0, layout.leftCount + layout.rightCount);
+
+    throwIfAborted(signal);
+    const leftData = await clientRing(backend, peer, leftOrder, grants.slice(0, layout.leftCount), true, control, releases);
+    throwIfAborted(signal);
+    const rightData = await clientRing(backend, peer, rightOrder, grants.slice(layout.leftCount), false, control, releases);
+    throwIfAborted(signal);
+
+    // Our own counters start where the page has them (0 from a fresh server); read once.
+    const writer = new RingWriter(leftData, { words: page.words, ...LEFT }, Atomics.load(page.words, LEFT.prod));
+    const reader = new RingReader(rightData, { words: page.words, ...RIGHT }, Atomics.load(page.words, RIGHT.cons));
+
+    page.storeByte(Offsets.CLI_LIVE, Live.CONNECTED);
+    page.storeByte(Offsets.SRV_NOTIFY, Notify.WRITE);
+    // Tell the server we are here.
+    port.notify();
+    return { role: 'client', page, reader, writer, port, releases };
+  });
+}
+
+async function clientRing(
+  backend: Backend,
+  peer: number,
+  order: number,
+  refs: readonly number[],
+  writable: boolean,
+  control: GrantMapping,
+  releases: Releases,
+): Promise<Uint8Array> {
+  const placement = ringPlacement(order);
+  if (placement.inPage) return control.memory.subarray(placement.offset, placement.offset + placement.size);
+  const mapping = await backend.mapGrants(peer, refs, writable);
+  releases.push(() => mapping.release());
+  if (mapping.memory.byteLength < placement.size) throw protocolError(`ring mapping of order ${order} is too short`);
+  return mapping.memory.subarray(0, placement.size);
+}
+
+interface ServerEntries {
+  ringRef: number;
+  eventChannel: number;
+}
+
+/** Parses a decimal xenstore value the way a C peer writes it; 0 is invalid (C treats it as missing). */
+function parseEntry(path: string, value: string): number {
+  if (!/^[0-9]{1,10}$/.test(value)) throw protocolError(`${path} holds ${JSON.stringify(value.slice(0, 20))}, not a number`);
+  const n = Number(value);
+  if (n === 0 || n > 0xffffffff) throw protocolError(`${path} holds ${n}, not a valid reference`);
+  return n;
+}
+
+async function readServerEntries(backend: Backend, path: string): Promise<ServerEntries | undefined> {
+  const ringRef = await backend.store.read(`${path}/ring-ref`);
+  const eventChannel = await backend.store.read(`${path}/event-channel`);
+  if (ringRef === undefined || eventChannel === undefined) return undefined;
+  return {
+    ringRef: parseEntry(`${path}/ring-ref`, ringRef),
+    eventChannel: parseEntry(`${path}/event-channel`, eventChannel),
+  };
+}
+
+/** Waits (with a xenstore watch, never polling) until the server has published its entries. */
+async function waitForServer(backend: Backend, path: string, signal: AbortSignal | undefined): Promise<ServerEntries> {
+  throwIfAborted(signal);
+  const now = await readServerEntries(backend, path);
+  if (now) return now;
+  return new Promise<ServerEntries>((resolve, reject) => {
+    let settled = false;
+    let checking = false;
+    let again = false;
+    let watchClose: (() => Promise<void>) | undefined;
+    const finish = (error: unknown, entries?: ServerEntries): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      void watchClose?.().catch(() => undefined);
+      if (entries) resolve(entries);
+      else reject(error);
+    };
+    const onAbort = (): void => finish(abortedError(signal!));
+    // Re-read on every watch event; coalesce events that arrive while a read is in flight.
+    const check = async (): Promise<void> => {
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      try {
+        do {
+          again = false;
+          const entries = await readServerEntries(backend, path);
+          if (entries) return finish(undefined, entries);
+        } while (again && !settled);
+      } catch (error) {
+        finish(error);
+      } finally {
+        checking = false;
+      }
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    backend.store.watch(path, () => void check()).then(
+      (watch) => {
+        if (settled) void watch.close().catch(() => undefined);
+        else watchClose = () => watch.close();
+      },
+      (error: unknown) => finish(error),
+    );
+  });
+}

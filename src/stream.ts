@@ -1,0 +1,167 @@
+/**
+ * VchanStream: a node:stream Duplex over a Vchan. Writes fill the ring as
+ * far as it goes and wait for space only then; reads drain what is ready.
+ * Backpressure works both ways: we take bytes out of the ring only when the
+ * consumer asks, so a slow consumer stalls the peer's writer, not our memory.
+ *
+ * libvchan has no half-close: end() flushes our writes into the ring and then
+ * closes the whole channel (the peer can still read what we wrote). When the
+ * peer closes, the readable side ends after the data already in the ring.
+ */
+import { Duplex, type DuplexOptions } from 'node:stream';
+import type { Vchan } from './channel.js';
+import { peerClosedError } from './errors.js';
+
+export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev' | 'final' | 'destroy' | 'construct'>;
+
+interface PendingWrite {
+  chunks: Buffer[];
+  index: number;
+  offset: number;
+  callback: (error?: Error | null) => void;
+}
+
+export class VchanStream extends Duplex {
+  private channel: Vchan | undefined;
+  private readonly source: Vchan | Promise<Vchan>;
+  private unsubscribe: (() => void) | undefined;
+  private pending: PendingWrite | undefined;
+  private wantRead = false;
+  private draining = false;
+  private connected = false;
+
+  constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
+    super({ allowHalfOpen: false, ...options, decodeStrings: true, objectMode: false });
+    this.source = source;
+  }
+
+  /** The underlying channel, once set up. */
+  get vchan(): Vchan | undefined {
+    return this.channel;
+  }
+
+  override _construct(callback: (error?: Error | null) => void): void {
+    Promise.resolve(this.source).then(
+      (vchan) => {
+        this.channel = vchan;
+        this.unsubscribe = vchan.onEvent(() => this.onChannelEvent());
+        callback();
+        this.emit('ready');
+        this.checkConnected();
+      },
+      (error: Error) => callback(error),
+    );
+  }
+
+  override _read(): void {
+    this.wantRead = true;
+    this.drain();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.pending = { chunks: [chunk], index: 0, offset: 0, callback };
+    this.continueWrite();
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.pending = { chunks: chunks.map((c) => c.chunk), index: 0, offset: 0, callback };
+    this.continueWrite();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    // All writes are in the ring now. Keep what already arrived, then close.
+    this.drain(true);
+    this.closeChannel().then(() => {
+      this.push(null);
+      callback();
+    }, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.callback(error ?? peerClosedError('the stream was destroyed'));
+    this.closeChannel().then(
+      () => callback(error),
+      (closeError: Error) => callback(error ?? closeError),
+    );
+  }
+
+  private closeChannel(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    return this.channel ? this.channel.close() : Promise.resolve();
+  }
+
+  private onChannelEvent(): void {
+    this.checkConnected();
+    if (this.pending) this.continueWrite();
+    if (this.wantRead) this.drain();
+  }
+
+  private checkConnected(): void {
+    if (this.connected || !this.channel || this.channel.closed) return;
+    if (this.channel.isOpen() === 1) {
+      this.connected = true;
+      this.emit('connect');
+    }
+  }
+
+  /** Writes pending chunks until done or the ring is full (then the next event resumes). */
+  private continueWrite(): void {
+    const pending = this.pending;
+    const vchan = this.channel;
+    if (!pending || !vchan) return;
+    try {
+      while (pending.index < pending.chunks.length) {
+        const chunk = pending.chunks[pending.index]!;
+        const left = chunk.length - pending.offset;
+        const written = left === 0 ? 0 : vchan.write(chunk, pending.offset, left);
+        pending.offset += written;
+        if (pending.offset === chunk.length) {
+          pending.index++;
+          pending.offset = 0;
+        } else if (written === 0) {
+          return; // ring full: vchan.write asked the peer to tell us when it reads
+        }
+      }
+    } catch (error) {
+      this.pending = undefined;
+      pending.callback(error as Error);
+      return;
+    }
+    this.pending = undefined;
+    pending.callback();
+  }
+
+  /**
+   * Moves ready bytes from the ring into the readable buffer while the
+   * consumer wants more (or unconditionally when `all`). Ends the readable
+   * side once the peer is gone and the ring is empty.
+   */
+  private drain(all = false): void {
+    const vchan = this.channel;
+    if (!vchan || vchan.closed || this.draining) return;
+    this.draining = true;
+    try {
+      while (this.wantRead || all) {
+        let ready = vchan.available();
+        if (ready === 0) ready = vchan.dataReady(); // ask for a wake-up, then look again
+        if (ready === 0) {
+          if (vchan.isOpen() === 0) {
+            this.wantRead = false;
+            this.push(null);
+          }
+          return;
+        }
+        const chunk = Buffer.allocUnsafe(ready);
+        vchan.read(chunk);
+        if (!this.push(chunk)) this.wantRead = false;
+      }
+    } catch (error) {
+      this.destroy(error as Error);
+    } finally {
+      this.draining = false;
+    }
+  }
+}
