@@ -8,12 +8,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XsType, encodeHeader } from '../../src/xen/xenstore-wire.js';
 import { Xenstored, type XenstoredLimits } from '../../sim/xenstored/index.js';
 import { XsRequestError, XsWireClient } from './xs-wire-client.js';
 
-const REPO = path.resolve(__dirname, '../..');
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 let ROOT = '';
 let tmp = '';
 
@@ -290,6 +291,17 @@ describe('xenstored with Debian xenstore-utils', () => {
     await a.endTransaction(t, true);
     expect(await b.read('/tx/result')).toBe('from-retry');
     expect((await a.waitForEvents(3))[2]?.path).toBe('/tx/result');
+
+    // Reading a node as missing counts too: its creation is a conflict.
+    t = await a.startTransaction();
+    await expectErrno(a.read('/tx/late', t), 'ENOENT');
+    await b.write('/tx/late', 'now');
+    await expectErrno(a.endTransaction(t, true), 'EAGAIN');
+    // So is removal of a node read.
+    t = await a.startTransaction();
+    await a.read('/tx/late', t);
+    await b.call(XsType.RM, '/tx/late\0');
+    await expectErrno(a.endTransaction(t, true), 'EAGAIN');
 
     // Nesting is refused; aborting discards.
     t = await a.startTransaction();
