@@ -6,6 +6,8 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     'memory/index': 'src/memory/index.ts',
+    // the emulator's command line (bin `xensim`)
+    'sim/cli': 'sim/cli.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

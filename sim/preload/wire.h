@@ -12,7 +12,7 @@
 
 enum xs_op {
   XSIM_HELLO = 1,    /* arg = pid; reply result = domid, payload = u32 session, path */
-  XSIM_OPEN_DEV = 2, /* arg = kind; reply result = device id (first message on a device socket) */
+  XSIM_OPEN_DEV = 2, /* dev = pid, arg = kind; reply result = device id (first message on a device socket) */
   XSIM_IOCTL = 3,    /* dev, arg = ioctl number, payload = argument struct */
   XSIM_MMAP = 4,     /* dev, payload = struct xsim_mmap_req; reply result = map id, payload = u32 pages[] */
   XSIM_UNMAP = 5,    /* arg = map id, payload = u32 first page, u32 count */

@@ -349,7 +349,7 @@ static int sim_open(int kind, int flags) {
   int e = ensure_session(); /* the broker must know this process before its devices */
   int s = e < 0 ? e : connect_broker();
   if (s >= 0) {
-    int32_t r = call_on(s, XSIM_OPEN_DEV, 0, (uint32_t)kind, NULL, 0, NULL, 0, NULL);
+    int32_t r = call_on(s, XSIM_OPEN_DEV, (uint32_t)getpid(), (uint32_t)kind, NULL, 0, NULL, 0, NULL);
     if (r < 0 || (e = add_fd(s, kind, (uint32_t)r)) < 0) {
       real_close(s);
       s = r < 0 ? r : e;

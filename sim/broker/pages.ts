@@ -1,0 +1,68 @@
+import { closeSync, existsSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { fail } from './errno.js';
+import { PAGE_SIZE } from './wire.js';
+
+const ZERO = Buffer.alloc(64 * PAGE_SIZE);
+
+/**
+ * Every granted page lives in one sparse file on tmpfs; processes map pages
+ * of it by offset. Pages are recycled through a free list and zeroed when
+ * handed out (gntalloc gives out zeroed pages).
+ */
+export class PagePool {
+  readonly path: string;
+  private readonly fd: number;
+  private readonly free: number[] = [];
+  private next = 0;
+  private used = 0;
+
+  constructor(dir: string, readonly maxPages: number) {
+    const shm = existsSync('/dev/shm') ? '/dev/shm' : dir;
+    this.path = join(shm, `xensim-${process.pid}-${randomBytes(4).toString('hex')}.pages`);
+    this.fd = openSync(this.path, 'wx+', 0o600);
+  }
+
+  get live(): number {
+    return this.used;
+  }
+
+  /** File size in pages: the high-water mark since the pool was last empty. */
+  get extent(): number {
+    return this.next;
+  }
+
+  alloc(count: number): number[] {
+    if (this.used + count > this.maxPages) fail('ENOMEM', `emulator page pool full (${this.maxPages} pages)`);
+    const pages: number[] = [];
+    for (let i = 0; i < count; i++) pages.push(this.free.pop() ?? this.next++);
+    for (const p of pages) writeSync(this.fd, ZERO, 0, PAGE_SIZE, p * PAGE_SIZE);
+    this.used += count;
+    return pages;
+  }
+
+  release(page: number): void {
+    this.free.push(page);
+    this.used--;
+    // Nobody maps anything: give tmpfs its memory back.
+    if (this.used === 0) {
+      ftruncateSync(this.fd, 0);
+      this.free.length = 0;
+      this.next = 0;
+    }
+  }
+
+  write(page: number, offset: number, data: Buffer): void {
+    writeSync(this.fd, data, 0, data.length, page * PAGE_SIZE + offset);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+    try {
+      unlinkSync(this.path);
+    } catch {
+      /* already gone */
+    }
+  }
+}

@@ -1,0 +1,73 @@
+// Messages between libxensim.so and the broker; sim/preload/wire.h holds the
+// same numbers. Little-endian.
+
+export const Op = { HELLO: 1, OPEN_DEV: 2, IOCTL: 3, MMAP: 4, UNMAP: 5 } as const;
+export const Kind = { GNTALLOC: 1, GNTDEV: 2, EVTCHN: 3 } as const;
+export type DeviceKind = (typeof Kind)[keyof typeof Kind];
+
+// Linux include/uapi/xen/{gntalloc,gntdev,evtchn}.h
+export const Ioctl = {
+  GNTALLOC_ALLOC_GREF: 0x00184705,
+  GNTALLOC_DEALLOC_GREF: 0x00104706,
+  GNT_SET_UNMAP_NOTIFY: 0x00104707,
+  GNTDEV_MAP_GRANT_REF: 0x00184700,
+  GNTDEV_UNMAP_GRANT_REF: 0x00104701,
+  EVTCHN_BIND_INTERDOMAIN: 0x00084501,
+  EVTCHN_BIND_UNBOUND_PORT: 0x00044502,
+  EVTCHN_UNBIND: 0x00044503,
+  EVTCHN_NOTIFY: 0x00044504,
+  EVTCHN_RESET: 0x00004505,
+  EVTCHN_RESTRICT_DOMID: 0x00024506,
+} as const;
+
+export const UNMAP_NOTIFY_CLEAR_BYTE = 1;
+export const UNMAP_NOTIFY_SEND_EVENT = 2;
+export const PAGE_SIZE = 4096;
+
+export interface Request {
+  op: number;
+  dev: number;
+  arg: number;
+  payload: Buffer;
+}
+
+const REQ_HEADER = 16;
+/** Requests bigger than this are a broken or hostile client. */
+const MAX_PAYLOAD = 16 << 20;
+
+/** Splits a byte stream into requests. */
+export class RequestReader {
+  private buf: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Request[] {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const out: Request[] = [];
+    while (this.buf.length >= REQ_HEADER) {
+      const len = this.buf.readUInt32LE(8);
+      if (len > MAX_PAYLOAD) throw new Error(`request payload of ${len} bytes`);
+      if (this.buf.length < REQ_HEADER + len) break;
+      out.push({
+        op: this.buf.readUInt32LE(0),
+        dev: this.buf.readUInt32LE(4),
+        arg: this.buf.readUInt32LE(12),
+        payload: this.buf.subarray(REQ_HEADER, REQ_HEADER + len),
+      });
+      this.buf = this.buf.subarray(REQ_HEADER + len);
+    }
+    return out;
+  }
+
+  /** Bytes that arrived after the requests (an evtchn socket's unmask stream). */
+  takeRest(): Buffer {
+    const rest = this.buf;
+    this.buf = Buffer.alloc(0);
+    return rest;
+  }
+}
+
+export function reply(result: number, payload?: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeInt32LE(result, 0);
+  h.writeUInt32LE(payload?.length ?? 0, 4);
+  return payload?.length ? Buffer.concat([h, payload]) : h;
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env node
+// xensim: run Xen vchan programs (C or Node) on a machine without Xen.
+//   xensim start | stop | status
+//   xensim run --domid N [--name NAME] -- command args...
+//   xensim create --domid N [--name NAME] | destroy --domid N
+//   xensim broker            (the broker in the foreground; what `start` spawns)
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Broker } from './broker/broker.js';
+import { ControlClient } from './broker/control.js';
+
+const USAGE = `usage:
+  xensim start                      start a background broker (state in $XENSIM_DIR)
+  xensim stop                       stop it
+  xensim status                     JSON: domains, grants, pages, ports, watches, processes
+  xensim run --domid N [--name NAME] -- cmd args...
+                                    run cmd as a process of domain N (0 = privileged);
+                                    uses the running broker, or a private one for cmd's lifetime
+  xensim create --domid N [--name NAME] | destroy --domid N
+  xensim broker                     run the broker in the foreground
+environment: XENSIM_DIR (default /tmp/xensim-$UID), XENSIM_GNTALLOC_LIMIT (pages per domain, 1024),
+             XENSIM_PRELOAD (path of libxensim.so)`;
+
+class UsageError extends Error {}
+
+function stateDir(): string {
+  return process.env.XENSIM_DIR || join('/tmp', `xensim-${process.getuid?.() ?? 'user'}`);
+}
+
+/** The package root, from this script's real path (dist/sim/cli.js). */
+function packageRoot(): string {
+  const self = realpathSync(process.argv[1] ?? '.');
+  return resolve(dirname(self), '..', '..');
+}
+
+/** libxensim.so: prebuilt by `npm run build`, else built now with the system cc. */
+function preloadPath(): string {
+  if (process.env.XENSIM_PRELOAD) return process.env.XENSIM_PRELOAD;
+  const root = packageRoot();
+  const lib = join(root, 'build', 'sim', 'libxensim.so');
+  if (existsSync(lib)) return lib;
+  const r = spawnSync('sh', [join(root, 'sim', 'build.sh'), lib], { stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(lib)) throw new Error(`libxensim.so is missing and could not be built (${lib})`);
+  return lib;
+}
+
+function brokerOptions(dir: string) {
+  const limit = process.env.XENSIM_GNTALLOC_LIMIT;
+  return { dir, ...(limit ? { gntallocLimit: Number(limit) } : {}) };
+}
+
+async function tryControl(dir: string): Promise<ControlClient | null> {
+  try {
+    return await ControlClient.open(join(dir, 'ctl.sock'));
+  } catch {
+    return null;
+  }
+}
+
+function parseDomid(args: string[]): { domid: number; name?: string; rest: string[] } {
+  let domid: number | undefined;
+  let name: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      rest.push(...args.slice(i + 1));
+      break;
+    } else if (a === '--domid' || a === '-d') domid = Number(args[++i]);
+    else if (a.startsWith('--domid=')) domid = Number(a.slice(8));
+    else if (a === '--name') name = args[++i];
+    else if (a.startsWith('--name=')) name = a.slice(7);
+    else {
+      rest.push(...args.slice(i));
+      break;
+    }
+  }
+  if (domid === undefined || !Number.isInteger(domid) || domid < 0 || domid > 0x7fef)
+    throw new UsageError('--domid N is required (0..32751)');
+  return { domid, ...(name !== undefined ? { name } : {}), rest };
+}
+
+async function cmdBroker(): Promise<number> {
+  const broker = new Broker(brokerOptions(stateDir()));
+  await broker.start();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => broker.stop());
+  process.stdout.write(`xensim broker ${process.pid} serving ${broker.options.dir}\n`);
+  await broker.stopped;
+  return 0;
+}
+
+async function cmdStart(): Promise<number> {
+  const dir = stateDir();
+  const existing = await tryControl(dir);
+  if (existing) {
+    existing.close();
+    process.stdout.write(`xensim: broker already running in ${dir}\n`);
+    return 0;
+  }
+  preloadPath(); // fail now, not in the first `run`
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const log = join(dir, 'broker.log');
+  const out = openSync(log, 'a');
+  const child = spawn(process.execPath, [process.argv[1]!, 'broker'], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, XENSIM_DIR: dir },
+  });
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  child.unref();
+  for (let i = 0; i < 200 && !exited; i++) {
+    const c = await tryControl(dir);
+    if (c) {
+      c.close();
+      process.stdout.write(`xensim: broker ${child.pid} started in ${dir}\n`);
+      return 0;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the broker did not start; see ${log}:\n${readFileSync(log, 'utf8').slice(-2000)}`);
+}
+
+async function cmdStop(): Promise<number> {
+  const dir = stateDir();
+  const c = await tryControl(dir);
+  if (!c) {
+    process.stdout.write(`xensim: no broker running in ${dir}\n`);
+    return 0;
+  }
+  await c.request({ op: 'stop' });
+  await c.closed();
+  process.stdout.write('xensim: broker stopped\n');
+  return 0;
+}
+
+async function cmdStatus(): Promise<number> {
+  const dir = stateDir();
+  const c = await tryControl(dir);
+  if (!c) {
+    process.stderr.write(`xensim: no broker running in ${dir}\n`);
+    return 1;
+  }
+  const s = await c.request({ op: 'status' });
+  c.close();
+  process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+  return 0;
+}
+
+async function cmdDomain(op: 'create' | 'destroy', args: string[]): Promise<number> {
+  const { domid, name } = parseDomid(args);
+  const c = await tryControl(stateDir());
+  if (!c) throw new Error(`no broker running in ${stateDir()} (xensim start)`);
+  await c.request(op === 'create' ? { op, domid, ...(name ? { name } : {}) } : { op, domid });
+  c.close();
+  return 0;
+}
+
+async function cmdRun(args: string[]): Promise<number> {
+  const { domid, name, rest } = parseDomid(args);
+  if (rest.length === 0) throw new UsageError('run needs a command after --');
+  const lib = preloadPath();
+  let dir = stateDir();
+  let release: () => void;
+  let paths: { socket: string; xenstore: string };
+  let privateBroker: Broker | null = null;
+  const ctl = await tryControl(dir);
+  if (ctl) {
+    paths = await ctl.request<{ socket: string; xenstore: string }>({ op: 'hold', domid, ...(name ? { name } : {}) });
+    release = () => ctl.close();
+  } else {
+    // No broker: a private one, in this process, for this command only.
+    dir = mkdtempSync(join(tmpdir(), 'xensim-run-'));
+    privateBroker = new Broker(brokerOptions(dir));
+    await privateBroker.start();
+    const held = await privateBroker.hold(domid, name);
+    paths = { socket: held.domain.devicePath, xenstore: held.domain.xenstorePath };
+    release = held.release;
+  }
+  const preload = [lib, process.env.LD_PRELOAD].filter(Boolean).join(':');
+  const child = spawn(rest[0]!, rest.slice(1), {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      LD_PRELOAD: preload,
+      XENSIM_SOCKET: paths.socket,
+      XENSTORED_PATH: paths.xenstore,
+      XENSIM_DOMID: String(domid),
+      XENSIM_DIR: dir,
+    },
+  });
+  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const handlers = signals.map((s) => [s, forward(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((res) => {
+    child.once('error', (e) => {
+      process.stderr.write(`xensim: cannot run ${rest[0]}: ${e.message}\n`);
+      res([127, null]);
+    });
+    child.once('exit', (c, s) => res([c, s]));
+  });
+  for (const [s, h] of handlers) process.off(s, h);
+  release();
+  if (privateBroker) {
+    privateBroker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (signal) {
+    // Die the same way, so our parent sees the command's own status.
+    process.kill(process.pid, signal);
+    await new Promise((r) => setTimeout(r, 1000));
+    return 128;
+  }
+  return code ?? 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...args] = argv;
+  switch (cmd) {
+    case 'start':
+      return cmdStart();
+    case 'stop':
+      return cmdStop();
+    case 'status':
+      return cmdStatus();
+    case 'run':
+      return cmdRun(args);
+    case 'create':
+    case 'destroy':
+      return cmdDomain(cmd, args);
+    case 'broker':
+      return cmdBroker();
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      return cmd ? 0 : 2;
+    default:
+      throw new UsageError(`unknown command ${cmd}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`xensim: ${(e as Error).message}\n`);
+    if (e instanceof UsageError) process.stderr.write(USAGE + '\n');
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);
