@@ -140,7 +140,17 @@ export class MemoryStore {
     if (parent === undefined || target === undefined) return;
     if (!canWrite(target, domid)) throw sysError('EACCES', `domain ${domid} may not remove ${path}`);
     parent.children.delete(name);
-    this.fire(absolute, target, true);
+    // As xenstored: each removed node below tells the watches set exactly on
+    // it (children first), then the node tells the watches at or above it.
+    const below = (n: Node, path: string): void => {
+      for (const [childName, child] of n.children) {
+        const childPath = `${path}/${childName}`;
+        below(child, childPath);
+        this.fire(childPath, child, true);
+      }
+    };
+    below(target, absolute);
+    this.fire(absolute, target);
   }
 
   watch(domid: number, path: string, deliver: (path: string) => void): number {
@@ -215,19 +225,16 @@ export class MemoryStore {
   }
 
   /**
-   * Tells watchers of `changed` (at or above it), and on removal also
-   * watchers below it, as xenstored does; `n` decides who may know.
+   * Tells the watches at or above `changed` (only those set exactly on it
+   * when `exact`) that may read node `n`.
    */
-  private fire(changed: string, n: Node | undefined, removed = false): void {
+  private fire(changed: string, n: Node | undefined, exact = false): void {
     for (const w of [...this.watches.values()]) {
       if (SPECIAL.has(w.path)) continue;
-      let reported: string;
-      if (isAtOrBelow(changed, w.path)) reported = changed;
-      else if (removed && isAtOrBelow(w.path, changed)) reported = w.path;
-      else continue;
+      if (exact ? w.path !== changed : !isAtOrBelow(changed, w.path)) continue;
       if (n !== undefined && !canRead(n, w.domid)) continue;
       const prefix = `${domainPath(w.domid)}/`;
-      w.deliver(w.relative && reported.startsWith(prefix) ? reported.slice(prefix.length) : reported);
+      w.deliver(w.relative && changed.startsWith(prefix) ? changed.slice(prefix.length) : changed);
     }
   }
 
