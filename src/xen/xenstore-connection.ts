@@ -1,0 +1,184 @@
+/**
+ * One connection to xenstored: frames requests, matches replies to them by
+ * req_id (many may be in flight), and hands watch events to their token's
+ * handler. Keeps the process alive only while it has requests or watches.
+ */
+import { closedError, VchanError } from '../errors.js';
+import { openTransport, type XsTransport } from './xenstore-transport.js';
+import {
+  decodeError,
+  decodeWatchEvent,
+  encodeMessage,
+  XS_ERRORS,
+  XsFrameParser,
+  XsType,
+  xsTypeName,
+  type XsMessage,
+  type XsPayloadInput,
+} from './xenstore-wire.js';
+
+interface Pending {
+  type: number;
+  /** What the request was about, for error messages. */
+  subject: string;
+  resolve(payload: Buffer): void;
+  reject(error: unknown): void;
+}
+
+export type WatchHandler = (path: string) => void;
+
+/** The error xenstored answered with, named by its errno, e.g. code 'ENOENT'. */
+export function xenstoreError(name: string, type: number, subject: string): VchanError {
+  const errno = (XS_ERRORS as Record<string, number>)[name];
+  return new VchanError(name, `xenstore ${xsTypeName(type)} ${subject}: ${name}${hints[name] ?? ''}`, {
+    syscall: `xenstore ${xsTypeName(type)}`,
+    ...(errno === undefined ? {} : { errno: -errno }),
+  });
+}
+
+const hints: Record<string, string> = {
+  EACCES: ' (permission denied: the node belongs to another domain)',
+  ENOSPC: ' (xenstore quota reached for this domain)',
+  E2BIG: ' (request or value larger than xenstore allows)',
+  EAGAIN: ' (transaction conflict)',
+};
+
+export class XsConnection {
+  private transport: XsTransport | undefined;
+  private readonly ready: Promise<XsTransport>;
+  private readonly parser = new XsFrameParser();
+  private readonly pending = new Map<number, Pending>();
+  private readonly watches = new Map<string, WatchHandler>();
+  private nextReqId = 1;
+  private failure: unknown;
+  private closed = false;
+
+  constructor(path: string | undefined) {
+    this.ready = openTransport(path, {
+      onData: (chunk) => this.onData(chunk),
+      onClose: (error) => this.fail(error ? lostError(error) : closedError()),
+    }).then(
+      (transport) => {
+        if (this.closed) {
+          transport.close();
+          throw this.failure;
+        }
+        this.transport = transport;
+        this.updateKeepAlive();
+        return transport;
+      },
+      (error: unknown) => {
+        this.fail(error);
+        throw error;
+      },
+    );
+    // A failed connect is reported by every request; don't let it go unhandled meanwhile.
+    this.ready.catch(() => undefined);
+  }
+
+  /** Resolves once connected; rejects with the reason it could not. */
+  async connected(): Promise<void> {
+    await this.ready;
+  }
+
+  /** Sends one request; resolves with the reply payload or rejects with its xenstore error. */
+  async request(type: number, txId: number, payload: XsPayloadInput, subject: string): Promise<Buffer> {
+    const transport = await this.ready;
+    if (this.closed) throw this.failure;
+    const reqId = this.allocReqId();
+    const frame = encodeMessage(type, reqId, txId, payload);
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(reqId, { type, subject, resolve, reject });
+      this.updateKeepAlive();
+      try {
+        transport.write(frame);
+      } catch (error) {
+        this.pending.delete(reqId);
+        this.updateKeepAlive();
+        reject(error);
+      }
+    });
+  }
+
+  /** Routes WATCH_EVENTs carrying `token` to `handler` until removed. */
+  addWatchHandler(token: string, handler: WatchHandler): void {
+    this.watches.set(token, handler);
+    this.updateKeepAlive();
+  }
+
+  removeWatchHandler(token: string): void {
+    this.watches.delete(token);
+    this.updateKeepAlive();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    this.fail(closedError());
+  }
+
+  private allocReqId(): number {
+    // Never 0: xenstored's unsolicited watch events carry req_id 0.
+    for (;;) {
+      const id = this.nextReqId;
+      this.nextReqId = id >= 0xffffffff ? 1 : id + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    let messages: XsMessage[];
+    try {
+      messages = this.parser.push(chunk);
+    } catch (error) {
+      this.fail(new VchanError('EPROTO', `xenstore sent a malformed frame: ${(error as Error).message}`, { cause: error }));
+      return;
+    }
+    for (const msg of messages) this.dispatch(msg);
+  }
+
+  private dispatch(msg: XsMessage): void {
+    if (msg.type === XsType.WATCH_EVENT) {
+      const event = decodeWatchEvent(msg.payload);
+      const handler = event && this.watches.get(event.token);
+      if (event && handler) {
+        try {
+          handler(event.path);
+        } catch (error) {
+          // Report like an uncaught exception, but keep serving the other frames.
+          queueMicrotask(() => {
+            throw error;
+          });
+        }
+      }
+      return;
+    }
+    const p = this.pending.get(msg.reqId);
+    if (!p) return; // a reply to nothing we asked: ignore, as libxenstore does
+    this.pending.delete(msg.reqId);
+    this.updateKeepAlive();
+    if (msg.type === XsType.ERROR) p.reject(xenstoreError(decodeError(msg.payload), p.type, p.subject));
+    else p.resolve(Buffer.from(msg.payload));
+  }
+
+  private fail(error: unknown): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failure = error;
+    this.watches.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(error);
+    this.transport?.close();
+  }
+
+  private updateKeepAlive(): void {
+    this.transport?.setKeepAlive(!this.closed && (this.pending.size > 0 || this.watches.size > 0));
+  }
+}
+
+function lostError(cause: Error): VchanError {
+  return new VchanError('ECONNRESET', `xenstore connection lost: ${cause.message}`, { cause });
+}

@@ -1,0 +1,276 @@
+/**
+ * A xenstore client in TypeScript: reads, writes, directories, permissions,
+ * transactions (retried on EAGAIN), and watches as callbacks, over the
+ * xenstored socket or /dev/xen/xenbus. Relative paths resolve under
+ * /local/domain/<own id>/ (xenstored does that for us). Errors are
+ * VchanErrors whose `code` is xenstore's errno name (ENOENT, EACCES, ...).
+ */
+import type { Store, StoreAccess, StorePermission, StoreWatch } from '../backend.js';
+import { VchanError } from '../errors.js';
+import { describe } from '../validate.js';
+import { XsConnection } from './xenstore-connection.js';
+import {
+  encodePermissions,
+  encodeWritePayload,
+  joinStrings,
+  parsePermissions,
+  splitStrings,
+  XS_ABS_PATH_MAX,
+  XsType,
+  type XsAccess,
+} from './xenstore-wire.js';
+
+export interface XenStoreOptions {
+  /**
+   * The xenstored socket or device to use. Default: $XENSTORED_PATH or
+   * /var/run/xenstored/socket, and /dev/xen/xenbus when that socket does not exist.
+   */
+  path?: string;
+  /** How many times a conflicting (EAGAIN) transaction runs before failing; default 16. */
+  maxAttempts?: number;
+}
+
+/** Operations that may run inside a transaction. */
+export interface XenStoreOps {
+  /** The value at `path`, or undefined when it does not exist. */
+  read(path: string): Promise<string | undefined>;
+  /** The raw bytes at `path`, or undefined when it does not exist. */
+  readBytes(path: string): Promise<Buffer | undefined>;
+  /** Names of the children of `path`, or undefined when it does not exist. */
+  directory(path: string): Promise<string[] | undefined>;
+  write(path: string, value: string | Uint8Array): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  /** Removes `path` and everything below it; a missing path is not an error. */
+  remove(path: string): Promise<void>;
+  /** The node's permissions (owner first), or undefined when it does not exist. */
+  getPermissions(path: string): Promise<StorePermission[] | undefined>;
+  setPermissions(path: string, permissions: readonly StorePermission[]): Promise<void>;
+}
+
+const ACCESS_TO_WIRE: Record<StoreAccess, XsAccess> = { none: 'n', read: 'r', write: 'w', both: 'b' };
+const WIRE_TO_ACCESS: Record<XsAccess, StoreAccess> = { n: 'none', r: 'read', w: 'write', b: 'both' };
+
+function checkPath(name: string, value: unknown, special = false): string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a xenstore path string, got ${describe(value)}`);
+  if (value.length === 0) throw new RangeError(`${name} must not be empty`);
+  if (value.includes('\0')) throw new RangeError(`${name} must not contain NUL`);
+  if (value.length > XS_ABS_PATH_MAX) throw new RangeError(`${name} is longer than ${XS_ABS_PATH_MAX} characters`);
+  if (!special && value.startsWith('@')) throw new RangeError(`${name} ${JSON.stringify(value)}: special @ paths are only for watches`);
+  return value;
+}
+
+function checkPermissions(name: string, value: unknown): readonly StorePermission[] {
+  if (!Array.isArray(value) || value.length === 0) throw new TypeError(`${name} must be a non-empty array of {domid, access}`);
+  value.forEach((p: unknown, i) => {
+    const perm = p as Partial<StorePermission> | null;
+    if (typeof perm !== 'object' || perm === null) throw new TypeError(`${name}[${i}] must be {domid, access}, got ${describe(p)}`);
+    if (typeof perm.domid !== 'number' || !Number.isInteger(perm.domid)) throw new TypeError(`${name}[${i}].domid must be an integer`);
+    if (perm.domid < 0 || perm.domid > 0xffff) throw new RangeError(`${name}[${i}].domid must be in 0..65535, got ${perm.domid}`);
+    if (typeof perm.access !== 'string' || !(perm.access in ACCESS_TO_WIRE)) {
+      throw new TypeError(`${name}[${i}].access must be 'none', 'read', 'write' or 'both', got ${describe(perm.access)}`);
+    }
+  });
+  return value as readonly StorePermission[];
+}
+
+function isMissing(error: unknown): boolean {
+  return error instanceof VchanError && error.code === 'ENOENT';
+}
+
+/** The operations, bound to one transaction id (0 = none). */
+class Ops implements XenStoreOps {
+  constructor(
+    protected readonly conn: XsConnection,
+    protected readonly txId: number,
+  ) {}
+
+  async readBytes(path: string): Promise<Buffer | undefined> {
+    checkPath('path', path);
+    try {
+      return await this.conn.request(XsType.READ, this.txId, joinStrings([path]), path);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async read(path: string): Promise<string | undefined> {
+    return (await this.readBytes(path))?.toString('utf8');
+  }
+
+  async directory(path: string): Promise<string[] | undefined> {
+    checkPath('path', path);
+    try {
+      return splitStrings(await this.conn.request(XsType.DIRECTORY, this.txId, joinStrings([path]), path));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async write(path: string, value: string | Uint8Array): Promise<void> {
+    checkPath('path', path);
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+      throw new TypeError(`value must be a string or Uint8Array, got ${describe(value)}`);
+    }
+    await this.conn.request(XsType.WRITE, this.txId, encodeWritePayload(path, value), path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    checkPath('path', path);
+    await this.conn.request(XsType.MKDIR, this.txId, joinStrings([path]), path);
+  }
+
+  async remove(path: string): Promise<void> {
+    checkPath('path', path);
+    try {
+      await this.conn.request(XsType.RM, this.txId, joinStrings([path]), path);
+    } catch (error) {
+      if (!isMissing(error)) throw error;
+    }
+  }
+
+  async getPermissions(path: string): Promise<StorePermission[] | undefined> {
+    checkPath('path', path);
+    let reply: Buffer;
+    try {
+      reply = await this.conn.request(XsType.GET_PERMS, this.txId, joinStrings([path]), path);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+    const perms = parsePermissions(splitStrings(reply));
+    if (!perms) throw new VchanError('EPROTO', `xenstore GET_PERMS ${path}: malformed reply`);
+    return perms.map((p) => ({ domid: p.domid, access: WIRE_TO_ACCESS[p.access] }));
+  }
+
+  async setPermissions(path: string, permissions: readonly StorePermission[]): Promise<void> {
+    checkPath('path', path);
+    checkPermissions('permissions', permissions);
+    const wire = encodePermissions(permissions.map((p) => ({ domid: p.domid, access: ACCESS_TO_WIRE[p.access] })));
+    await this.conn.request(XsType.SET_PERMS, this.txId, Buffer.concat([joinStrings([path]), wire]), path);
+  }
+}
+
+export class XenStore extends Ops implements Store {
+  private readonly maxAttempts: number;
+  private nextToken = 1;
+
+  /** Starts connecting at once; requests wait for the connection. See also XenStore.connect. */
+  constructor(options: XenStoreOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
+    const { path, maxAttempts = 16 } = options;
+    if (path !== undefined && (typeof path !== 'string' || path.length === 0)) {
+      throw new TypeError(`options.path must be a non-empty string, got ${describe(path)}`);
+    }
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`options.maxAttempts must be a positive integer, got ${describe(maxAttempts)}`);
+    super(new XsConnection(path), 0);
+    this.maxAttempts = maxAttempts;
+  }
+
+  /** A connected client; rejects (ENOENT, ECONNREFUSED, ...) when xenstore cannot be reached. */
+  static async connect(options?: XenStoreOptions): Promise<XenStore> {
+    const store = new XenStore(options);
+    await store.conn.connected();
+    return store;
+  }
+
+  /** The home path of `domid` (/local/domain/<domid>). */
+  async getDomainPath(domid: number): Promise<string> {
+    if (!Number.isInteger(domid)) throw new TypeError(`domid must be an integer, got ${describe(domid)}`);
+    if (domid < 0 || domid > 0xffff) throw new RangeError(`domid must be in 0..65535, got ${domid}`);
+    const reply = await this.conn.request(XsType.GET_DOMAIN_PATH, 0, joinStrings([String(domid)]), String(domid));
+    return splitStrings(reply)[0] ?? reply.toString('latin1');
+  }
+
+  /**
+   * Runs `body` in a transaction and commits it; on a conflict (EAGAIN) runs
+   * it again from the start, so `body` must be safe to repeat. Any other
+   * error aborts the transaction and is rethrown.
+   */
+  async transaction<T>(body: (tx: XenStoreOps) => Promise<T>): Promise<T> {
+    if (typeof body !== 'function') throw new TypeError(`body must be a function, got ${describe(body)}`);
+    for (let attempt = 1; ; attempt++) {
+      const reply = await this.conn.request(XsType.TRANSACTION_START, 0, joinStrings(['']), 'start');
+      const txId = Number(splitStrings(reply)[0] ?? reply.toString('latin1'));
+      if (!Number.isInteger(txId) || txId <= 0) throw new VchanError('EPROTO', 'xenstore TRANSACTION_START: malformed transaction id');
+      let result: T;
+      try {
+        result = await body(new Ops(this.conn, txId));
+      } catch (error) {
+        await this.conn.request(XsType.TRANSACTION_END, txId, joinStrings(['F']), 'abort').catch(() => undefined);
+        if (isConflict(error) && attempt < this.maxAttempts) continue;
+        throw error;
+      }
+      try {
+        await this.conn.request(XsType.TRANSACTION_END, txId, joinStrings(['T']), 'commit');
+        return result;
+      } catch (error) {
+        if (!isConflict(error) || attempt >= this.maxAttempts) throw error;
+      }
+    }
+  }
+
+  async writeAll(entries: ReadonlyArray<readonly [path: string, value: string]>, permissions?: readonly StorePermission[]): Promise<void> {
+    if (!Array.isArray(entries)) throw new TypeError(`entries must be an array of [path, value], got ${describe(entries)}`);
+    entries.forEach((e: unknown, i) => {
+      if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`entries[${i}] must be [path, value]`);
+      checkPath(`entries[${i}][0]`, e[0]);
+      if (typeof e[1] !== 'string') throw new TypeError(`entries[${i}][1] must be a string, got ${describe(e[1])}`);
+    });
+    if (permissions !== undefined) checkPermissions('permissions', permissions);
+    await this.transaction(async (tx) => {
+      for (const [path, value] of entries) {
+        await tx.write(path, value);
+        if (permissions) await tx.setPermissions(path, permissions);
+      }
+    });
+  }
+
+  /**
+   * Calls `onChange(path)` for every change at or below `path`, and once
+   * right after registration (xenstored does that). `path` may be a special
+   * path such as `@releaseDomain`. An exception in `onChange` is reported
+   * like an uncaught one.
+   */
+  async watch(path: string, onChange: (changed: string) => void): Promise<StoreWatch> {
+    checkPath('path', path, true);
+    if (typeof onChange !== 'function') throw new TypeError(`onChange must be a function, got ${describe(onChange)}`);
+    const token = `xen-vchan:${this.nextToken++}`;
+    let active = true;
+    // Registered before asking, so the first event cannot be missed.
+    this.conn.addWatchHandler(token, (changed) => {
+      if (active) onChange(changed);
+    });
+    try {
+      await this.conn.request(XsType.WATCH, 0, joinStrings([path, token]), path);
+    } catch (error) {
+      this.conn.removeWatchHandler(token);
+      throw error;
+    }
+    let closing: Promise<void> | undefined;
+    return {
+      close: () => {
+        closing ??= (async () => {
+          active = false;
+          this.conn.removeWatchHandler(token);
+          if (this.conn.isClosed) return;
+          await this.conn.request(XsType.UNWATCH, 0, joinStrings([path, token]), path).catch((error: unknown) => {
+            // The connection went away meanwhile: the watch went with it.
+            if (!this.conn.isClosed) throw error;
+          });
+        })();
+        return closing;
+      },
+    };
+  }
+
+  /** Closes the connection; pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
+  close(): void {
+    this.conn.close();
+  }
+}
+
+function isConflict(error: unknown): boolean {
+  return error instanceof VchanError && error.code === 'EAGAIN';
+}
