@@ -39,7 +39,13 @@ export class WorkerProcess {
     });
     // A crash is part of some tests; keep it from failing the run.
     this.worker.on('error', () => {});
-    this.exited = once(this.worker, 'exit').then(([code]) => code as number);
+    this.exited = new Promise((resolve) => {
+      this.worker.once('exit', (code: number) => {
+        for (const waiter of this.pending.values()) waiter.reject(new Error(`the worker exited with code ${code}`));
+        this.pending.clear();
+        resolve(code);
+      });
+    });
   }
 
   static async start(hv: MemoryHypervisor, domid: number): Promise<WorkerProcess> {

@@ -46,8 +46,14 @@ const ops: Record<string, (...args: never[]) => unknown> = {
     let p = 0;
     return (p = bind(await backend.bindInterdomain(peer, remote, handler(mode, () => p))));
   },
-  notify(p: number) {
-    channels.get(p)?.notify();
+  /** Notifies `times` times in a row, then raises `done[0]` for a test that blocks its thread meanwhile. */
+  notify(p: number, times = 1, done?: SharedArrayBuffer) {
+    for (let i = 0; i < times; i++) channels.get(p)?.notify();
+    if (done !== undefined) {
+      const flag = new Int32Array(done);
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    }
   },
   closePort(p: number) {
     channels.get(p)?.close();
