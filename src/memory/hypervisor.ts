@@ -97,9 +97,10 @@ export class MemoryHypervisor {
   /**
    * A new process of domain `domid` for a worker thread: pass the link in
    * `workerData` with `transferList: link.transferList`, and call
-   * connectMemoryBackend(link) in the worker. When the worker exits, crashes
-   * or is terminated, everything the process held is released and its armed
-   * unmap notifications fire.
+   * connectMemoryBackend(link) in the worker. The process exists from now
+   * on; when the worker exits, crashes or is terminated, everything it held
+   * is released and its armed unmap notifications fire (await released(link)
+   * to know when). One link per worker.
    */
   link(domid: number): MemoryLink {
     checkDomid(domid);

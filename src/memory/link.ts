@@ -36,12 +36,18 @@ type Request = { readonly call: number; readonly op: string; readonly args: unkn
 type Reply = { readonly call: number; readonly value?: unknown; readonly error?: ErrorData };
 type WatchEvent = { readonly watch: number; readonly changed: string };
 
+/** The HypervisorCalls a worker may make; destroy is the port closing. */
+const OPS = new Set<string>([
+  'share', 'map', 'unshare', 'unmap', 'bindUnbound', 'bindInterdomain', 'unbind',
+  'storeRead', 'storeWriteAll', 'storeRemove', 'storeWatch', 'storeUnwatch', 'close',
+] satisfies Array<keyof HypervisorCalls>);
+
 /** Hypervisor side: answers one process's requests; its port closing means the process died. */
 export function serveLink(port: MessagePort, process: ProcessState): void {
   const calls = process as unknown as Record<string, (...args: unknown[]) => unknown>;
   port.on('message', (request: Request) => {
-    const method = calls[request.op];
-    if (typeof method !== 'function' || request.op === 'destroy') return;
+    if (!OPS.has(request.op)) return;
+    const method = calls[request.op]!;
     let result: unknown;
     try {
       result = method.apply(process, request.args);
