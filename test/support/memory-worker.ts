@@ -110,6 +110,10 @@ const ops: Record<string, (...args: never[]) => unknown> = {
   exit() {
     process.exit(3);
   },
+  /** From now on only the backend keeps this worker alive. */
+  detach() {
+    port.unref();
+  },
 };
 
 port.on('message', async ({ id, op, args }: { id: number; op: string; args: never[] }) => {

@@ -144,6 +144,24 @@ describe('in-memory backend across worker threads', () => {
     });
   }
 
+  it('keeps a worker alive while it has a bound port, as an open evtchn device would', async () => {
+    const hv = new MemoryHypervisor();
+    const dom0 = hv.backend(0);
+    const w = await start(hv, 5);
+    const offer = await dom0.bindUnboundPort(5, () => {});
+    const port = await w.call<number>('bindInterdomain', 0, offer.port, 'count');
+    await w.call('detach');
+    let exited = false;
+    void w.exited.then(() => (exited = true));
+    await sleep(100);
+    expect(exited).toBe(false);
+    w.worker.postMessage({ id: 0, op: 'closePort', args: [port] });
+    expect(await within(w.exited)).toBe(0);
+    await within(hv.released(w.link));
+    await dom0.close();
+    expect(hv.held()).toEqual(ZERO);
+  });
+
   it('watches the store from a worker', async () => {
     const hv = new MemoryHypervisor();
     const dom0 = hv.backend(0);
