@@ -125,8 +125,9 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   // Reports a failure once and stops: a broken fd would otherwise spin.
   void Fail(const Napi::Error& error) {
-    StopAndRelease();
+    CloseHandle();
     Call({error.Value()});
+    StopAndRelease();
   }
 
   void Call(std::initializer_list<napi_value> args) {
@@ -156,7 +157,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   // Idempotent: stops polling, drops the self-reference and the callback.
   void StopAndRelease() {
-    if (poll_ == nullptr) return;
+    if (released_) return;
+    released_ = true;
     CloseHandle();
     if (hooked_) napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
     hooked_ = false;
@@ -177,6 +179,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> context_;
   bool hooked_ = false;
+  bool released_ = false;  // self-reference and callback dropped
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
 // The ioctl interface of Linux's /dev/xen/{gntalloc,gntdev,evtchn}, declared
 // here so the addon builds without Xen's headers. Layouts and numbers follow
 // the kernel's UAPI; the static_asserts pin both (checked against Debian's
-// libxen-dev headers by test/unit/xen-native-layout.test.ts).
+// libxen-dev headers by test/xen-backend/ioctl-layout.test.ts).
 #pragma once
 
 #include <cstddef>

@@ -28,3 +28,5 @@ export {
   ControlPage,
 } from './layout.js';
 export { RingReader, RingWriter } from './ring.js';
+export { XenBackend, type XenBackendOptions } from './xen/backend.js';
+export { XenStore, type XenStoreOptions, type XenStoreOps } from './xen/xenstore.js';
