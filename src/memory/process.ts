@@ -41,18 +41,20 @@ export class ProcessState implements HypervisorCalls {
     private readonly sink: WatchSink,
   ) {}
 
-  get alive(): boolean {
-    return !this.gone;
-  }
-
   async share(peer: number, count: number, readOnly: boolean, notify: UnmapNotify | undefined): Promise<ShareReply> {
     this.check('GNTALLOC_ALLOC_GREF');
     const port = notify === undefined ? undefined : this.notifyPort(notify);
     const share = this.hv.grants.share(this.domid, peer, count, readOnly);
-    const armed = port === undefined ? undefined : this.arm(port, notify!.offset, new Uint8Array(share.buffer));
+    let armed: Armed | undefined;
+    try {
+      armed = port === undefined ? undefined : this.arm(port, notify!.offset, new Uint8Array(share.buffer));
+    } catch (error) {
+      this.hv.grants.unshare(share); // all or nothing, as the ioctls are
+      throw error;
+    }
     const id = this.nextId++;
     this.shares.set(id, { share, pages: count, armed });
-    return { id, refs: share.refs, buffer: share.buffer, ...(armed && { armed: armed.reply }) };
+    return { id, refs: [...share.refs], buffer: share.buffer, ...(armed && { armed: armed.reply }) };
   }
 
   async map(peer: number, refs: readonly number[], writable: boolean, notify: UnmapNotify | undefined): Promise<MapReply> {
