@@ -159,3 +159,20 @@ describe('XenBackend under xensim', () => {
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
   });
 });
+
+describe('XenBackend under xensim: kernel limits', () => {
+  it('two 1 MiB rings over a gntalloc limit below 513 pages fail with ENOSPC, the limit named, nothing leaked', async () => {
+    const limited = await Sim.start({ XENSIM_GNTALLOC_LIMIT: '300' });
+    try {
+      const s = run([...limited.runArgs(0), ...node('server', 5, 'data/vchan/5/3000', '--left-min', 1 << 20, '--right-min', 1 << 20)], limited.env);
+      const r = await s.done;
+      expect(r.code).toBe(1);
+      const last = r.lines.at(-1);
+      expect(last?.ok).toBe(false);
+      expect(last?.error).toMatch(/^ENOSPC sharing 256 pages with domain 5: ENOSPC from ioctl\(GNTALLOC_ALLOC_GREF\): gntalloc limit reached: raise \/sys\/module\/xen_gntalloc\/parameters\/limit/);
+      expect(held(await limited.idle())).toEqual(NOTHING_HELD);
+    } finally {
+      await limited.stop();
+    }
+  });
+});
