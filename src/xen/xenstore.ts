@@ -73,8 +73,9 @@ function checkPermissions(name: string, value: unknown): readonly StorePermissio
   return value as readonly StorePermission[];
 }
 
+/** xenstored answered ENOENT (not: the connection itself could not be made). */
 function isMissing(error: unknown): boolean {
-  return error instanceof VchanError && error.code === 'ENOENT';
+  return error instanceof VchanError && error.code === 'ENOENT' && error.syscall?.startsWith('xenstore ') === true;
 }
 
 /** The operations, bound to one transaction id (0 = none). */

@@ -221,6 +221,11 @@ describe('XenStore connection life', () => {
     expect(error.code).toBe('ENOENT');
     expect(error.message).toMatch(/\/nonexistent\/xenstored\/socket/);
     expect(error.message).toMatch(/xensim run/);
+    // Not to be mistaken for a missing node.
+    const store = new XenStore({ path: '/nonexistent/xenstored/socket' });
+    expect((await rejection(store.read('domid'))).code).toBe('ENOENT');
+    expect((await rejection(store.remove('x'))).message).toMatch(/no xenstore connection/);
+    store.close();
   });
 
   it('uses $XENSTORED_PATH when no path is given', async () => {
