@@ -105,8 +105,47 @@ class Ops implements XenStoreOps {
       return splitStrings(await this.conn.request(XsType.DIRECTORY, this.txId, joinStrings([path]), path));
     } catch (error) {
       if (isMissing(error)) return undefined;
+      // Too many children for one reply: fetch the list in slices.
+      if (error instanceof VchanError && error.code === 'E2BIG') return this.directoryInParts(path);
       throw error;
     }
+  }
+
+  /**
+   * DIRECTORY_PART: each reply is `<generation>\0` and a slice of the
+   * NUL-separated list, with one more `\0` after the last slice. A changed
+   * generation means the list changed meanwhile: start again.
+   */
+  private async directoryInParts(path: string): Promise<string[] | undefined> {
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const slices: Buffer[] = [];
+      let generation: string | undefined;
+      let offset = 0;
+      for (;;) {
+        let reply: Buffer;
+        try {
+          reply = await this.conn.request(XsType.DIRECTORY_PART, this.txId, joinStrings([path, String(offset)]), path);
+        } catch (error) {
+          if (isMissing(error)) return undefined;
+          throw error;
+        }
+        const nul = reply.indexOf(0);
+        if (nul < 0) throw new VchanError('EPROTO', `xenstore DIRECTORY_PART ${path}: malformed reply`);
+        const gen = reply.toString('latin1', 0, nul);
+        if (generation !== undefined && gen !== generation) break;
+        generation = gen;
+        const body = reply.subarray(nul + 1);
+        const last = body.length === 1 || (body.length >= 2 && body[body.length - 2] === 0 && body[body.length - 1] === 0);
+        if (last) {
+          slices.push(body.subarray(0, body.length - 1));
+          return splitStrings(Buffer.concat(slices));
+        }
+        if (body.length === 0) throw new VchanError('EPROTO', `xenstore DIRECTORY_PART ${path}: empty slice`);
+        slices.push(body);
+        offset += body.length;
+      }
+    }
+    throw new VchanError('EAGAIN', `xenstore DIRECTORY_PART ${path}: the directory kept changing while being listed`);
   }
 
   async write(path: string, value: string | Uint8Array): Promise<void> {

@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { XsConnection } from '../../src/xen/xenstore-connection.js';
+import { XsType } from '../../src/xen/xenstore-wire.js';
 import { VchanError } from '../../src/errors.js';
 import { XenStore } from '../../src/xen/xenstore.js';
 import { startXenstored, type XenstoredServer } from './xenstored-server.js';
@@ -73,6 +75,20 @@ describe('XenStore against the emulator xenstored', () => {
     await dom5.mkdir('data/dir');
     expect(await dom5.directory('data')).toContain('dir');
     expect(await dom0.getDomainPath(5)).toBe('/local/domain/5');
+  });
+
+  it('lists a directory too big for one reply in DIRECTORY_PART slices', async () => {
+    const names = Array.from({ length: 500 }, (_, i) => `child-with-a-long-name-${String(i).padStart(4, '0')}`);
+    await dom0.transaction(async (tx) => {
+      for (const n of names) await tx.write(`/big/${n}`, '');
+    });
+    const spy = vi.spyOn(XsConnection.prototype, 'request');
+    const listed = await dom0.directory('/big');
+    expect(spy.mock.calls.filter((c) => c[0] === XsType.DIRECTORY_PART).length).toBeGreaterThan(1);
+    spy.mockRestore();
+    expect(listed?.length).toBe(500);
+    expect([...(listed ?? [])].sort()).toEqual(names);
+    await dom0.remove('/big');
   });
 
   it('multiplexes many requests in flight by req_id', async () => {
