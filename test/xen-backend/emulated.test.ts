@@ -11,7 +11,7 @@ import { buildSync } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureCPeers, REPO_ROOT } from '../support/c-peer.js';
 import { patternHash } from '../support/pattern.js';
-import { NOTHING_HELD, held, Sim } from '../sim/helpers.js';
+import { NOTHING_HELD, TestSim } from './sim.js';
 
 interface Line {
   ok?: boolean;
@@ -85,7 +85,7 @@ function result(r: Run): Line {
   return last!;
 }
 
-let sim: Sim;
+let sim: TestSim;
 let nodePeer: string;
 let cPeer: string;
 let env: NodeJS.ProcessEnv;
@@ -96,7 +96,7 @@ const clientTx = patternHash(2, BYTES);
 beforeAll(async () => {
   nodePeer = bundleNodePeer();
   cPeer = (await ensureCPeers()).vchanPeer;
-  sim = await Sim.start();
+  sim = await TestSim.start();
   env = sim.env;
 });
 
@@ -127,7 +127,7 @@ describe('XenBackend under xensim', () => {
     const r = await pair(node('server', 5, `data/vchan/5/${port}`, '--bytes', BYTES), c('client', 0, `/local/domain/0/data/vchan/5/${port}`, '--bytes', BYTES));
     expectExact(r);
     expect(r.client).toMatchObject({ leftOrder: 16, rightOrder: 16 });
-    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 
   it('TS server with in-page rings (10, 11) ↔ C client', async () => {
@@ -138,7 +138,7 @@ describe('XenBackend under xensim', () => {
     );
     expectExact(r);
     expect(r.client).toMatchObject({ leftOrder: 10, rightOrder: 11 });
-    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 
   it('C libxenvchan server (orders 12, 20) ↔ TS client', async () => {
@@ -149,20 +149,20 @@ describe('XenBackend under xensim', () => {
     );
     expectExact(r);
     expect(r.client).toMatchObject({ writeSize: 4096, readSize: 1 << 20 });
-    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 
   it('TS server ↔ TS client', async () => {
     const port = nextPort++;
     const r = await pair(node('server', 5, `data/vchan/5/${port}`, '--bytes', BYTES), node('client', 0, `/local/domain/0/data/vchan/5/${port}`, '--bytes', BYTES));
     expectExact(r);
-    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 });
 
 describe('XenBackend under xensim: kernel limits', () => {
   it('two 1 MiB rings over a gntalloc limit below 513 pages fail with ENOSPC, the limit named, nothing leaked', async () => {
-    const limited = await Sim.start({ XENSIM_GNTALLOC_LIMIT: '300' });
+    const limited = await TestSim.start({ XENSIM_GNTALLOC_LIMIT: '300' });
     try {
       const s = run([...limited.runArgs(0), ...node('server', 5, 'data/vchan/5/3000', '--left-min', 1 << 20, '--right-min', 1 << 20)], limited.env);
       const r = await s.done;
@@ -170,7 +170,7 @@ describe('XenBackend under xensim: kernel limits', () => {
       const last = r.lines.at(-1);
       expect(last?.ok).toBe(false);
       expect(last?.error).toMatch(/^ENOSPC sharing 256 pages with domain 5: ENOSPC from ioctl\(GNTALLOC_ALLOC_GREF\): gntalloc limit reached: raise \/sys\/module\/xen_gntalloc\/parameters\/limit/);
-      expect(held(await limited.idle())).toEqual(NOTHING_HELD);
+      expect(await limited.idle()).toEqual(NOTHING_HELD);
     } finally {
       await limited.stop();
     }
