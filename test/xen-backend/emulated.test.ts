@@ -160,6 +160,20 @@ describe('XenBackend under xensim', () => {
   });
 });
 
+describe('XenBackend under xensim: resources', () => {
+  it('1000 loopback listen/connect/transfer/close cycles in one process leak no fds, mappings, xenstore keys or heap', async () => {
+    const script = join(REPO_ROOT, '.cache/xen-backend/cycles.mjs');
+    buildSync({ entryPoints: [join(import.meta.dirname, 'fixtures/cycles.ts')], outfile: script, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error' });
+    const r = await run([...sim.runArgs(0), process.execPath, '--expose-gc', script, '1000'], env, 120_000).done;
+    const last = result(r) as Line & { before: { fds: number; maps: number; heap: number }; after: { fds: number; maps: number; heap: number }; xenstoreLeft: string[] };
+    expect(last.after.fds).toBe(last.before.fds);
+    expect(last.after.maps).toBe(last.before.maps);
+    expect(last.after.heap - last.before.heap).toBeLessThan(4 << 20);
+    expect(last.xenstoreLeft).toEqual([]);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
+  });
+});
+
 describe('XenBackend under xensim: kernel limits', () => {
   it('two 1 MiB rings over a gntalloc limit below 513 pages fail with ENOSPC, the limit named, nothing leaked', async () => {
     const limited = await TestSim.start({ XENSIM_GNTALLOC_LIMIT: '300' });
