@@ -15,6 +15,10 @@ import { NOTHING_HELD, TestSim } from './sim.js';
 
 interface Line {
   ok?: boolean;
+  pid?: number;
+  wallMs?: number;
+  viaEvent?: boolean;
+  liveByte?: number;
   event?: string;
   error?: string;
   txHash?: string;
@@ -41,7 +45,20 @@ function bundleNodePeer(): string {
   return outfile;
 }
 
-function run(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): { done: Promise<Run>; first(event: string): Promise<void> } {
+interface Started {
+  done: Promise<Run>;
+  lines: Line[];
+  first(event: string): Promise<void>;
+}
+
+/** The pid a peer reported (the Node peer on every line, the C peer via cWithPid). */
+function serverPid(p: Started): number {
+  const pid = p.lines.find((l) => l.pid !== undefined)?.pid;
+  if (pid === undefined) throw new Error(`the peer did not report its pid: ${JSON.stringify(p.lines)}`);
+  return pid;
+}
+
+function run(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Started {
   const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Line[] = [];
   const waiting = new Map<string, () => void>();
@@ -69,6 +86,7 @@ function run(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): { done
   );
   return {
     done,
+    lines,
     first: (event) =>
       new Promise<void>((resolve, reject) => {
         if (lines.some((l) => l.event === event)) return resolve();
@@ -156,6 +174,48 @@ describe('XenBackend under xensim', () => {
     const port = nextPort++;
     const r = await pair(node('server', 5, `data/vchan/5/${port}`, '--bytes', BYTES), node('client', 0, `/local/domain/0/data/vchan/5/${port}`, '--bytes', BYTES));
     expectExact(r);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
+  });
+});
+
+/** Runs the C peer through sh so that it prints its own pid first (exec keeps the pid). */
+const cWithPid = (...args: (string | number)[]) => ['sh', '-c', 'echo "{\\"event\\":\\"pid\\",\\"pid\\":$$}"; exec "$0" "$@"', cPeer, ...args.map(String)];
+const BIG = 4_000_000_000;
+
+describe('XenBackend under xensim: peer death', () => {
+  it('kill -9 of the Node server: the C client sees the close at once (unmap notification armed by us)', async () => {
+    const port = nextPort++;
+    const s = run([...sim.runArgs(0), ...node('server', 5, `data/vchan/5/${port}`, '--bytes', BIG)], env);
+    await s.first('listening');
+    const cl = run([...sim.runArgs(5), ...c('client', 0, `/local/domain/0/data/vchan/5/${port}`, '--mode', 'hold')], env);
+    await cl.first('open');
+    await new Promise((r) => setTimeout(r, 200));
+    const pid = serverPid(s);
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const r = await cl.done;
+    const closed = r.lines.at(-1);
+    expect(closed).toMatchObject({ event: 'closed', viaEvent: true, liveByte: 0 });
+    expect(closed!.wallMs! - killedAt).toBeLessThan(500);
+    await s.done;
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
+  });
+
+  it('kill -9 of the C server: the TS client ends with ERR_VCHAN_PEER_CLOSED at once', async () => {
+    const port = nextPort++;
+    const s = run([...sim.runArgs(0), ...cWithPid('server', 5, `data/vchan/5/${port}`, '--bytes', BIG)], env);
+    await s.first('listening');
+    const cl = run([...sim.runArgs(5), ...node('client', 0, `/local/domain/0/data/vchan/5/${port}`, '--bytes', BIG)], env);
+    await cl.first('open');
+    await new Promise((r) => setTimeout(r, 200));
+    const killedAt = Date.now();
+    process.kill(serverPid(s), 'SIGKILL');
+    const r = await cl.done;
+    const last = r.lines.at(-1);
+    expect(last).toMatchObject({ ok: false });
+    expect(last!.error).toMatch(/ERR_VCHAN_PEER_CLOSED/);
+    expect(last!.wallMs! - killedAt).toBeLessThan(500);
+    await s.done;
     expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 });

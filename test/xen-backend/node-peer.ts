@@ -9,8 +9,9 @@ import { Vchan } from '../../src/channel.js';
 import { XenBackend } from '../../src/xen/backend.js';
 import { DEFAULT_SEEDS, PatternSource, PatternVerifier } from '../support/pattern.js';
 
+/** Every line carries our pid (to kill us) and the wall clock (to time a peer's death). */
 function print(line: object): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  process.stdout.write(`${JSON.stringify({ ...line, pid: process.pid, wallMs: Date.now() })}\n`);
 }
 
 function parse(argv: string[]) {
