@@ -88,6 +88,7 @@ async function cmdBroker(): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => broker.stop());
   process.stdout.write(`xensim broker ${process.pid} serving ${broker.options.dir}\n`);
   await broker.stopped;
+  setTimeout(() => process.exit(0), 100).unref(); // clients that linger must not keep us up
   return 0;
 }
 
@@ -104,7 +105,8 @@ async function cmdStart(): Promise<number> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const log = join(dir, 'broker.log');
   const out = openSync(log, 'a');
-  const child = spawn(process.execPath, [process.argv[1]!, 'broker'], {
+  // --expose-gc: status collects garbage first, so its memory figures are comparable
+  const child = spawn(process.execPath, ['--expose-gc', process.argv[1]!, 'broker'], {
     detached: true,
     stdio: ['ignore', out, out],
     env: { ...process.env, XENSIM_DIR: dir },

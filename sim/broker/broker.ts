@@ -38,6 +38,7 @@ export class Broker implements ConnectionHost {
   private readonly devices = new Map<number, Device>();
   private nextId = 1;
   private ctl: Server | null = null;
+  private readonly controls = new Set<Socket>();
   private closed = false;
   readonly stopped: Promise<void>;
   private resolveStopped!: () => void;
@@ -60,7 +61,11 @@ export class Broker implements ConnectionHost {
   async start(): Promise<void> {
     await this.createDomain(0, 'Domain-0', true);
     rmSync(this.controlPath, { force: true });
-    this.ctl = createServer((s) => serveControl(this, s));
+    this.ctl = createServer((s) => {
+      this.controls.add(s);
+      s.once('close', () => this.controls.delete(s));
+      serveControl(this, s);
+    });
     await new Promise<void>((resolve, reject) => {
       this.ctl!.once('error', reject);
       this.ctl!.listen(this.controlPath, resolve);
@@ -74,7 +79,12 @@ export class Broker implements ConnectionHost {
     this.ctl?.close();
     rmSync(this.controlPath, { force: true });
     rmSync(join(this.options.dir, 'broker.pid'), { force: true });
-    for (const peer of [...this.peers]) peer.socket.destroy();
+    for (const peer of [...this.peers]) {
+      this.dropped(peer); // now, while the pool is still open
+      peer.socket.destroy();
+    }
+    // after the reply to `stop` has gone out
+    for (const c of this.controls) c.end();
     for (const d of this.domains.values()) d.close();
     this.xenstored.close();
     this.pool.close();
@@ -201,6 +211,7 @@ export class Broker implements ConnectionHost {
         proc(peer.pid, peer.device.domid).devices.push({ id: peer.device.id, kind, ...peer.device.describe() });
       }
     }
+    (globalThis as { gc?: () => void }).gc?.();
     const mem = process.memoryUsage();
     return {
       pid: process.pid,

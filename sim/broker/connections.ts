@@ -44,7 +44,8 @@ export function serveConnection(host: ConnectionHost, domid: number, socket: Soc
     }
     for (const req of reqs) {
       if (peer?.type === 'session') {
-        socket.write(peer.session.handle(req));
+        const out = peer.session.handle(req);
+        if (out) socket.write(out);
       } else if (req.op === Op.HELLO) {
         const session = host.newSession(domid, req.arg);
         peer = { type: 'session', session, socket };

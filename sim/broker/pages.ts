@@ -17,6 +17,7 @@ export class PagePool {
   private readonly free: number[] = [];
   private next = 0;
   private used = 0;
+  private closed = false;
 
   constructor(dir: string, readonly maxPages: number) {
     const shm = existsSync('/dev/shm') ? '/dev/shm' : dir;
@@ -43,6 +44,7 @@ export class PagePool {
   }
 
   release(page: number): void {
+    if (this.closed) return;
     this.free.push(page);
     this.used--;
     // Nobody maps anything: give tmpfs its memory back.
@@ -54,10 +56,13 @@ export class PagePool {
   }
 
   write(page: number, offset: number, data: Buffer): void {
+    if (this.closed) return;
     writeSync(this.fd, data, 0, data.length, page * PAGE_SIZE + offset);
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
     try {
       unlinkSync(this.path);

@@ -1,6 +1,6 @@
 import type { Device, Mapping } from './device.js';
 import { errnoOf, fail, SimErrno } from './errno.js';
-import { Op, PAGE_SIZE, reply, type Request } from './wire.js';
+import { Ioctl, Op, PAGE_SIZE, reply, type Request } from './wire.js';
 
 interface Vma {
   mapping: Mapping;
@@ -34,7 +34,19 @@ export class Session {
     return this.vmas.size;
   }
 
-  handle(req: Request): Buffer {
+  /** Returns the reply, or null for a request that has none. */
+  handle(req: Request): Buffer | null {
+    if (req.op === Op.NOTIFY) {
+      // The preload saw the port bound; if that changed meanwhile, drop it.
+      const ioctl = Buffer.alloc(4);
+      ioctl.writeUInt32LE(req.arg >>> 0);
+      try {
+        this.device(req.dev).ioctl(Ioctl.EVTCHN_NOTIFY, ioctl);
+      } catch {
+        /* no one to tell */
+      }
+      return null;
+    }
     try {
       switch (req.op) {
         case Op.IOCTL: {

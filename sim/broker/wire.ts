@@ -1,7 +1,7 @@
 // Messages between libxensim.so and the broker; sim/preload/wire.h holds the
 // same numbers. Little-endian.
 
-export const Op = { HELLO: 1, OPEN_DEV: 2, IOCTL: 3, MMAP: 4, UNMAP: 5 } as const;
+export const Op = { HELLO: 1, OPEN_DEV: 2, IOCTL: 3, MMAP: 4, UNMAP: 5, NOTIFY: 6 } as const;
 export const Kind = { GNTALLOC: 1, GNTDEV: 2, EVTCHN: 3 } as const;
 export type DeviceKind = (typeof Kind)[keyof typeof Kind];
 

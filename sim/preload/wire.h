@@ -16,6 +16,7 @@ enum xs_op {
   XSIM_IOCTL = 3,    /* dev, arg = ioctl number, payload = argument struct */
   XSIM_MMAP = 4,     /* dev, payload = struct xsim_mmap_req; reply result = map id, payload = u32 pages[] */
   XSIM_UNMAP = 5,    /* arg = map id, payload = u32 first page, u32 count */
+  XSIM_NOTIFY = 6,   /* dev, arg = port; no reply (the preload checked the port is bound) */
 };
 
 enum xs_kind { XSIM_GNTALLOC = 1, XSIM_GNTDEV = 2, XSIM_EVTCHN = 3 };

@@ -72,6 +72,8 @@ struct devfd {
   uint32_t dev;
   dev_t st_dev; /* identity of the socket, so a stale entry never matches */
   ino_t st_ino;
+  uint32_t *ports; /* evtchn: ports bound through this fd, so NOTIFY needs no reply */
+  size_t nports, capports;
 };
 
 struct vma {
@@ -243,6 +245,7 @@ static struct devfd *find_fd(int fd) {
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_dev == g_fds[i].st_dev && st.st_ino == g_fds[i].st_ino)
       return &g_fds[i];
+    free(g_fds[i].ports);
     g_fds[i] = g_fds[--g_nfds]; /* closed behind our back: forget it */
     return NULL;
   }
@@ -260,8 +263,11 @@ static int add_fd(int fd, int kind, uint32_t dev) {
     g_capfds = cap;
   }
   for (size_t i = 0; i < g_nfds; i++)
-    if (g_fds[i].fd == fd) g_fds[i] = g_fds[--g_nfds];
-  g_fds[g_nfds++] = (struct devfd){fd, kind, dev, st.st_dev, st.st_ino};
+    if (g_fds[i].fd == fd) {
+      free(g_fds[i].ports);
+      g_fds[i] = g_fds[--g_nfds];
+    }
+  g_fds[g_nfds++] = (struct devfd){fd, kind, dev, st.st_dev, st.st_ino, NULL, 0, 0};
   return 0;
 }
 
@@ -415,7 +421,10 @@ EXPORT int close(int fd) {
     return 0;
   }
   struct devfd *d = g_nfds ? find_fd(fd) : NULL;
-  if (d) *d = g_fds[--g_nfds];
+  if (d) {
+    free(d->ports);
+    *d = g_fds[--g_nfds];
+  }
   /* The broker releases the device when the socket's last reference goes,
    * which is the kernel's rule for a file shared by dup or fork. */
   int r = real_close(fd);
@@ -492,12 +501,51 @@ static int gnt_ioctl(struct devfd *d, unsigned long req, void *arg) {
   }
 }
 
+static ssize_t port_index(struct devfd *d, uint32_t port) {
+  for (size_t i = 0; i < d->nports; i++)
+    if (d->ports[i] == port) return (ssize_t)i;
+  return -1;
+}
+
+static void port_add(struct devfd *d, uint32_t port) {
+  if (d->nports == d->capports) {
+    size_t cap = d->capports ? d->capports * 2 : 8;
+    uint32_t *p = realloc(d->ports, cap * sizeof *p);
+    if (!p) return; /* then NOTIFY on it just takes the slow path */
+    d->ports = p;
+    d->capports = cap;
+  }
+  d->ports[d->nports++] = port;
+}
+
 static int evtchn_ioctl(struct devfd *d, unsigned long req, void *arg) {
   switch (req) {
+  case EVTCHN_NOTIFY: {
+    /* The hot path of every ring transfer: a port we know is bound here is
+     * notified without waiting for the broker's answer. */
+    if (!arg) return fail(EFAULT);
+    uint32_t port;
+    memcpy(&port, arg, 4);
+    if (port_index(d, port) < 0 || ensure_session() < 0)
+      return result(call(XSIM_IOCTL, d->dev, (uint32_t)req, arg, 4, NULL, 0, NULL));
+    struct xsim_req rq = {XSIM_NOTIFY, d->dev, 0, port};
+    struct iovec iov = {&rq, sizeof rq};
+    return write_full(g_sess, &iov, 1) < 0 ? fail(EIO) : 0;
+  }
   case EVTCHN_BIND_INTERDOMAIN:
   case EVTCHN_BIND_UNBOUND_PORT:
-  case EVTCHN_UNBIND:
-  case EVTCHN_NOTIFY:
+  case EVTCHN_UNBIND: {
+    if (!arg) return fail(EFAULT);
+    int32_t r = call(XSIM_IOCTL, d->dev, (uint32_t)req, arg, (uint32_t)_IOC_SIZE(req), NULL, 0, NULL);
+    if (r >= 0 && req != EVTCHN_UNBIND) port_add(d, (uint32_t)r);
+    if (r >= 0 && req == EVTCHN_UNBIND) {
+      uint32_t port;
+      memcpy(&port, arg, 4);
+      ssize_t i = port_index(d, port);
+      if (i >= 0) d->ports[i] = d->ports[--d->nports];
+    }
+    return result(r);
+  }
   case EVTCHN_RESTRICT_DOMID:
   case EVTCHN_RESET:
     if (!arg && req != EVTCHN_RESET) return fail(EFAULT);

@@ -8,7 +8,7 @@
  *   unshare H | unmap H | munmap H
  *   map DOM REF RW                -> ok H             (xengnttab_map_grant_ref)
  *   mapnotify DOM REF OFF PORT    -> ok H
- *   peek H OFF | poke H OFF VAL | fill H SEED | check H SEED
+ *   peek H OFF | poke H OFF VAL | fill H SEED | check H SEED | zero H
  *   unbound DOM | bind DOM PORT   -> ok PORT
  *   notify PORT | unbind PORT | unmask PORT
  *   wait MS                       -> ok PORT | timeout   (poll + xenevtchn_pending)
@@ -103,6 +103,12 @@ int main(void) {
       if (a <= 0 || a >= MAXH || !h[a].addr || b < 0 || b >= (long)h[a].count * 4096) { errno = EBADF; err(); continue; }
       if (cmd[1] == 'o') h[a].addr[b] = (uint8_t)c;
       printf("ok %u\n", h[a].addr[b]);
+    } else if (!strcmp(cmd, "zero")) {
+      if (a <= 0 || a >= MAXH || !h[a].addr) { errno = EBADF; err(); continue; }
+      size_t len = (size_t)h[a].count * 4096, bad = 0;
+      for (size_t k = 0; k < len; k++) bad += h[a].addr[k] != 0;
+      if (bad) printf("err NONZERO %zu\n", bad);
+      else printf("ok\n");
     } else if (!strcmp(cmd, "fill") || !strcmp(cmd, "check")) {
       if (a <= 0 || a >= MAXH || !h[a].addr) { errno = EBADF; err(); continue; }
       size_t len = (size_t)h[a].count * 4096, bad = 0;
