@@ -102,16 +102,18 @@ export class Broker implements ConnectionHost {
     let d = this.domains.get(domid);
     if (d) {
       if (explicit) d.explicit = true;
+      await d.ready;
       return d;
     }
     d = new Domain(domid, name ?? (domid === 0 ? 'Domain-0' : `dom${domid}`), explicit, this.options.dir);
     this.domains.set(domid, d);
     const dom = d;
-    await d.listen(
+    d.ready = d.listen(
       (s: Socket) => serveConnection(this, domid, s),
       (s: Socket) => this.xenstored.connect(s, dom.domid),
     );
     this.xenstored.addDomain(domid, d.name);
+    await d.ready;
     return d;
   }
 

@@ -8,6 +8,8 @@ export class Domain {
   readonly devicePath: string;
   readonly xenstorePath: string;
   private readonly servers: Server[] = [];
+  /** Settles once both sockets listen (a second `hold` may arrive meanwhile). */
+  ready: Promise<void> = Promise.resolve();
 
   constructor(
     readonly domid: number,

@@ -38,7 +38,20 @@ export class PagePool {
     if (this.used + count > this.maxPages) fail('ENOMEM', `emulator page pool full (${this.maxPages} pages)`);
     const pages: number[] = [];
     for (let i = 0; i < count; i++) pages.push(this.free.pop() ?? this.next++);
-    for (const p of pages) writeSync(this.fd, ZERO, 0, PAGE_SIZE, p * PAGE_SIZE);
+    // Ascending, so a mapping of them takes few mmap calls in the preload.
+    pages.sort((a, b) => a - b);
+    try {
+      for (let i = 0; i < count; ) {
+        let j = i + 1;
+        while (j < count && j - i < ZERO.length / PAGE_SIZE && pages[j] === pages[j - 1]! + 1) j++;
+        writeSync(this.fd, ZERO, 0, (j - i) * PAGE_SIZE, pages[i]! * PAGE_SIZE);
+        i = j;
+      }
+    } catch (e) {
+      this.free.push(...pages);
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') fail('ENOMEM', `no room for shared pages in ${this.path}`);
+      throw e;
+    }
     this.used += count;
     return pages;
   }

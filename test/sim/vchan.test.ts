@@ -94,7 +94,7 @@ describe('kill -9 mid-transfer', () => {
       await new Promise((r) => setTimeout(r, 300)); // well into the transfer
       const tKill = Date.now();
       doomed.child.kill('SIGKILL');
-      const closed = (await survivor.waitFor((l: PeerLine) => 'event' in l && l.event === 'closed')) as {
+      const closed = (await survivor.waitFor((l: PeerLine) => 'event' in l && l.event === 'closed')) as unknown as {
         wallMs: number;
         viaEvent: boolean;
         liveByte: number;
