@@ -6,7 +6,9 @@
  *
  * libvchan has no half-close: end() flushes our writes into the ring and then
  * closes the whole channel (the peer can still read what we wrote). When the
- * peer closes, the readable side ends after the data already in the ring.
+ * peer closes, the readable side ends after the data already in the ring and
+ * later writes fail with ERR_VCHAN_PEER_CLOSED (so the writable side stays
+ * open by default: allowHalfOpen is Node's default, true).
  */
 import { Duplex, type DuplexOptions } from 'node:stream';
 import type { Vchan } from './channel.js';
@@ -31,7 +33,7 @@ export class VchanStream extends Duplex {
   private connected = false;
 
   constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
-    super({ allowHalfOpen: false, ...options, decodeStrings: true, objectMode: false });
+    super({ ...options, decodeStrings: true, objectMode: false });
     this.source = source;
   }
 

@@ -1,0 +1,160 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import { Vchan } from '../../src/channel.js';
+import { VchanError } from '../../src/errors.js';
+import { MemoryHypervisor } from '../../src/memory/index.js';
+import { VchanStream } from '../../src/stream.js';
+
+const PATH = 'data/vchan/5/1000';
+const ABS = '/local/domain/0/data/vchan/5/1000';
+const MiB = 1 << 20;
+
+async function streams(readMin = 4096, writeMin = 4096) {
+  const hv = new MemoryHypervisor();
+  const dom0 = hv.backend(0);
+  const dom5 = hv.backend(5);
+  const serverVchan = Vchan.server({ peer: 5, path: PATH, readMin, writeMin, backend: dom0 });
+  const server = new VchanStream(serverVchan);
+  await once(server, 'ready');
+  const client = new VchanStream(Vchan.client({ peer: 0, path: ABS, backend: dom5 }));
+  await Promise.all([once(server, 'connect'), once(client, 'connect')]);
+  return { hv, dom0, dom5, server, client };
+}
+
+/** A source of `total` bytes in chunks of `chunk`, hashing what it produced. */
+function source(total: number, chunk: number) {
+  const block = randomBytes(MiB + 7);
+  const hash = createHash('sha256');
+  let produced = 0;
+  const readable = new Readable({
+    read() {
+      if (produced >= total) return void this.push(null);
+      const start = produced % (block.length - chunk);
+      const piece = block.subarray(start, start + Math.min(chunk, total - produced));
+      produced += piece.length;
+      hash.update(piece);
+      this.push(piece);
+    },
+  });
+  return { readable, digest: () => hash.digest('hex') };
+}
+
+function sink() {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const writable = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb();
+    },
+  });
+  return { writable, digest: () => hash.digest('hex'), bytes: () => bytes };
+}
+
+describe('VchanStream', () => {
+  it('pipeline() moves 256 MiB through a 4 KiB ring byte-exact', async () => {
+    const { server, client } = await streams(4096, 4096);
+    const src = source(256 * MiB, 65536);
+    const dst = sink();
+    const started = performance.now();
+    await Promise.all([pipeline(src.readable, client), pipeline(server, dst.writable)]);
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`stream, one thread, 4 KiB ring: ${((256 * MiB) / 1e6 / seconds).toFixed(0)} MB/s`);
+    expect(dst.bytes()).toBe(256 * MiB);
+    expect(dst.digest()).toBe(src.digest());
+  }, 120_000);
+
+  it('a reader that stops reading keeps the writer bounded by highWaterMark + ring size', async () => {
+    const { server, client } = await streams(4096, 4096);
+    const chunk = Buffer.alloc(1024, 1);
+    let accepted = 0;
+    // Write until backpressure, then keep offering a little more to be sure nothing grows.
+    for (let i = 0; i < 10_000; i++) {
+      accepted += chunk.length;
+      if (!client.write(chunk)) break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 3; i++) client.write(chunk);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(client.writableNeedDrain).toBe(true);
+    expect(client.writableLength).toBeLessThanOrEqual(client.writableHighWaterMark + 4 * chunk.length);
+    // The ring is full and the server took nothing out of it.
+    expect(client.vchan!.bufferSpace()).toBe(0);
+    expect(server.readableLength).toBe(0);
+    expect(accepted).toBeLessThan(client.writableHighWaterMark + 4096 + 2 * chunk.length);
+    // Reading again drains everything and releases the writer.
+    const drained = once(client, 'drain');
+    server.resume();
+    await drained;
+  });
+
+  it('peer close mid-stream: the data already sent arrives, then end', async () => {
+    const { server, client } = await streams(65536, 65536);
+    const payload = randomBytes(40_000);
+    await new Promise<void>((resolve, reject) => client.write(payload, (e) => (e ? reject(e) : resolve())));
+    await client.vchan!.close(); // close under the stream, as a crash would
+    const received: Buffer[] = [];
+    server.on('data', (c: Buffer) => received.push(c));
+    await once(server, 'end');
+    expect(Buffer.concat(received).equals(payload)).toBe(true);
+  });
+
+  it('a crashed peer ends the readable side and fails later writes with ERR_VCHAN_PEER_CLOSED', async () => {
+    const { server, dom5 } = await streams(65536, 65536);
+    server.on('data', () => {});
+    dom5.destroy();
+    await once(server, 'end');
+    const closed = new Promise((resolve) => server.once('close', resolve));
+    const error = await new Promise<VchanError>((resolve) => {
+      server.on('error', (e) => resolve(e as VchanError));
+      server.write(Buffer.from('anyone?'));
+    });
+    expect(error.code).toBe('ERR_VCHAN_PEER_CLOSED');
+    await closed;
+  });
+
+  it('a write waiting for space fails with ERR_VCHAN_PEER_CLOSED when the peer goes', async () => {
+    const { server, client } = await streams(4096, 4096);
+    const failed = new Promise<VchanError>((resolve) => server.on('error', (e) => resolve(e as VchanError)));
+    server.write(Buffer.alloc(64 * 1024)); // far more than the ring: it waits
+    await new Promise((r) => setTimeout(r, 10));
+    client.destroy();
+    expect((await failed).code).toBe('ERR_VCHAN_PEER_CLOSED');
+  });
+
+  it('end() flushes into the ring, then closes: the peer reads everything', async () => {
+    const { server, client } = await streams(4096, 4096);
+    const payload = randomBytes(100_000); // far more than the ring: end() must wait for space
+    const dst = sink();
+    const piping = pipeline(server, dst.writable);
+    client.end(payload);
+    await once(client, 'finish');
+    await piping;
+    expect(dst.bytes()).toBe(payload.length);
+    expect(dst.digest()).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect(client.vchan!.closed).toBe(true);
+  });
+
+  it('destroy() releases everything, twice is harmless', async () => {
+    const { hv, server, client, dom0, dom5 } = await streams();
+    client.destroy();
+    client.destroy();
+    server.destroy();
+    await Promise.all([once(client, 'close'), once(server, 'close')]);
+    server.destroy();
+    await dom0.close();
+    await dom5.close();
+    expect(hv.held()).toMatchObject({ grants: 0, mappedPages: 0, ports: 0, watches: 0 });
+  });
+
+  it('a failed setup errors the stream', async () => {
+    const hv = new MemoryHypervisor();
+    const stream = new VchanStream(Vchan.client({ peer: 0, path: ABS, backend: hv.backend(5), signal: AbortSignal.timeout(20) }));
+    const [error] = (await once(stream, 'error')) as [VchanError];
+    expect(error.code).toBe('ERR_VCHAN_TIMEOUT');
+  });
+});
