@@ -86,7 +86,9 @@ export class Vchan {
     const backend = checkBackend(o.backend);
     const orders = chooseOrders(readMin, writeMin);
     const relay = new EventRelay();
-    const parts = await setupServer({ backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire });
+    const parts = await setupServer({
+      backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire, onPeerGone: relay.peerGone,
+    });
     return relay.attach(new Vchan('server', peer, path, parts));
   }
 
@@ -98,7 +100,7 @@ export class Vchan {
     const backend = checkBackend(o.backend);
     const signal = checkSignal('signal', o.signal);
     const relay = new EventRelay();
-    const parts = await setupClient({ backend, peer, path, signal, onEvent: relay.fire });
+    const parts = await setupClient({ backend, peer, path, signal, onEvent: relay.fire, onPeerGone: relay.peerGone });
     return relay.attach(new Vchan('client', peer, path, parts));
   }
 
@@ -307,10 +309,16 @@ function tooBig(op: string, length: number, size: number): VchanError {
 /** Routes backend events to the Vchan once it exists (events before that have nothing to wake). */
 class EventRelay {
   private target: Vchan | undefined;
+  private goneEarly = false;
   readonly fire = (): void => this.target?.dispatch();
+  readonly peerGone = (): void => {
+    if (this.target) this.target.markPeerGone();
+    else this.goneEarly = true;
+  };
 
   attach(vchan: Vchan): Vchan {
     this.target = vchan;
+    if (this.goneEarly) vchan.markPeerGone();
     return vchan;
   }
 }

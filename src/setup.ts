@@ -6,6 +6,7 @@
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare } from './backend.js';
 import { abortedError, protocolError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
+import { watchPeerDomain } from './peer-watch.js';
 import { Releases } from './releases.js';
 import { RingReader, RingWriter } from './ring.js';
 
@@ -46,6 +47,8 @@ export interface ServerSetup {
   leftOrder: number;
   rightOrder: number;
   onEvent: EventHandler;
+  /** Called once if the peer's domain is destroyed. */
+  onPeerGone: () => void;
 }
 
 export function setupServer(s: ServerSetup): Promise<ChannelParts> {
@@ -85,6 +88,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       ],
     );
     releases.push(() => backend.store.remove(s.path));
+    await watchPeer(backend, self, peer, s.onPeerGone, releases);
 
     return {
       role: 'server',
@@ -95,6 +99,13 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       releases,
     };
   });
+}
+
+/** Watches the peer's domain unless it is our own (loopback). */
+async function watchPeer(backend: Backend, self: number, peer: number, onGone: () => void, releases: Releases): Promise<void> {
+  if (peer === self) return;
+  const watch = await watchPeerDomain(backend.store, peer, onGone);
+  releases.push(() => watch.close());
 }
 
 async function serverRing(
@@ -117,6 +128,8 @@ export interface ClientSetup {
   path: string;
   signal: AbortSignal | undefined;
   onEvent: EventHandler;
+  /** Called once if the peer's domain is destroyed. */
+  onPeerGone: () => void;
 }
 
 export function setupClient(s: ClientSetup): Promise<ChannelParts> {
@@ -150,6 +163,9 @@ export function setupClient(s: ClientSetup): Promise<ChannelParts> {
     // Our own counters start where the page has them (0 from a fresh server); read once.
     const writer = new RingWriter(leftData, { words: page.words, ...LEFT }, Atomics.load(page.words, LEFT.prod));
     const reader = new RingReader(rightData, { words: page.words, ...RIGHT }, Atomics.load(page.words, RIGHT.cons));
+
+    await watchPeer(backend, await backend.domainId(), peer, s.onPeerGone, releases);
+    throwIfAborted(signal);
 
     page.storeByte(Offsets.CLI_LIVE, Live.CONNECTED);
     page.storeByte(Offsets.SRV_NOTIFY, Notify.WRITE);

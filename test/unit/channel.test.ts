@@ -150,6 +150,27 @@ describe('Vchan over the in-memory backend', () => {
     expect(client.isOpen()).toBe(0);
   });
 
+  it('sees the peer domain destroyed (no unmap notification) once its xenstore home goes', async () => {
+    const { server, client, dom0 } = await pair();
+    // What the toolstack does when it destroys domain 5; domain 5's process never unmaps.
+    await dom0.store.remove('/local/domain/5');
+    const deadline = AbortSignal.timeout(2000);
+    while (server.isOpen() !== 0) await server.wait(deadline);
+    expect(server.isOpen()).toBe(0);
+    expect(client.isOpen()).toBe(1);
+  });
+
+  it('a server may listen for a domain that does not exist yet', async () => {
+    const hv = new MemoryHypervisor();
+    const server = await Vchan.server({ peer: 7, path: 'data/vchan/7/1', backend: hv.backend(0) });
+    open.push(server);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(server.isOpen()).toBe(2);
+    const client = await Vchan.client({ peer: 0, path: '/local/domain/0/data/vchan/7/1', backend: hv.backend(7) });
+    open.push(client);
+    expect(server.isOpen()).toBe(1);
+  });
+
   it('closes twice harmlessly and refuses use after close', async () => {
     const { hv, server, client, dom0, dom5 } = await pair();
     await Promise.all([server.close(), server.close()]);
