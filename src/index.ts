@@ -1,6 +1,7 @@
 /** xen-vchan: Xen's libvchan protocol for Node.js. */
 export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState } from './channel.js';
 export { VchanStream, type VchanStreamOptions } from './stream.js';
+export { listen, connect, type ListenOptions, type ConnectOptions } from './net.js';
 export { VchanError, ErrorCodes, type VchanErrorCode } from './errors.js';
 export type {
   Backend,

@@ -49,6 +49,7 @@ export class VchanStream extends Duplex {
         this.unsubscribe = vchan.onEvent(() => this.onChannelEvent());
         callback();
         this.emit('ready');
+        if (vchan.role === 'server') this.emit('listening');
         this.checkConnected();
       },
       (error: Error) => callback(error),
