@@ -17,8 +17,8 @@ export const ErrorCodes = {
   CLOSED: 'ERR_VCHAN_CLOSED',
   /** A send/recv larger than the ring can ever hold. */
   TOO_BIG: 'ERR_VCHAN_TOO_BIG',
-  /** The server's xenstore entries are missing or unparsable. */
-  NOT_FOUND: 'ERR_VCHAN_NOT_FOUND',
+  /** The native shim could not be loaded (not built, or built for another Node). */
+  NATIVE: 'ERR_VCHAN_NATIVE',
 } as const;
 
 export type VchanErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | string;

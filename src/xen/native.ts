@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VchanError } from '../errors.js';
+import { ErrorCodes, VchanError } from '../errors.js';
 
 /** Flags of SET_UNMAP_NOTIFY, as the kernel numbers them. */
 export const UnmapAction = { CLEAR_BYTE: 1, SEND_EVENT: 2 } as const;
@@ -91,7 +91,7 @@ export function loadNative(): XenNative {
     return loaded;
   } catch (error) {
     throw new VchanError(
-      'ERR_VCHAN_NATIVE',
+      ErrorCodes.NATIVE,
       `the native Xen shim could not be loaded (${(error as Error).message}); build it with \`npx node-gyp configure build\` in the xen-vchan package (needs python3, make and a C++ compiler)`,
       { cause: error },
     );
