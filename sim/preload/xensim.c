@@ -567,7 +567,9 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   pthread_mutex_lock(&g_lock);
   struct devfd *d = find_fd(fd);
   int r;
-  if (!d) {
+  /* The VFS answers these for every file before any driver sees them
+   * (libuv sets O_NONBLOCK with FIONBIO): they go to our socket as is. */
+  if (!d || req == FIONBIO || req == FIOCLEX || req == FIONCLEX || req == FIOASYNC) {
     pthread_mutex_unlock(&g_lock);
     return real_ioctl(fd, req, arg);
   }

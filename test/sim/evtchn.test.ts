@@ -63,8 +63,9 @@ describe('event channels', () => {
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
   });
 
-  it('loopback within dom0', async () => {
+  it('loopback within dom0, on an fd made non-blocking with FIONBIO (as libuv does)', async () => {
     const a = await Probe.start(sim, 0);
+    await a.ok('fionbio'); // the VFS's ioctl, not the driver's: must reach the socket
     const [p] = await a.ok('unbound 0');
     const [q] = await a.ok(`bind 0 ${p}`);
     await a.ok(`notify ${q}`);

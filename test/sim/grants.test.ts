@@ -146,4 +146,19 @@ describe('unmap notification', () => {
     await b.exit();
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
   });
+
+  it('an armed notification keeps its port open after unbind, until it has run', async () => {
+    const { a, b, pa, pb } = await pair();
+    const [h, ref] = await a.ok('share 2 1 1');
+    const [m] = await b.ok(`mapnotify 1 ${ref} 20 ${pb}`);
+    await b.ok(`unbind ${pb}`); // the mapping still holds the port, as gntdev does
+    expect((await sim.status()).ports).toBe(2);
+    await a.ok(`poke ${h} 20 1`);
+    await b.ok(`unmap ${m}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    expect(await a.ok(`peek ${h} 20`)).toEqual([0]);
+    expect((await sim.until((s) => s.ports === 1)).ports).toBe(1); // now dom2's end is closed
+    await Promise.all([a.exit(), b.exit()]);
+    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+  });
 });

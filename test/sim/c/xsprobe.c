@@ -12,6 +12,7 @@
  *   unbound DOM | bind DOM PORT   -> ok PORT
  *   notify PORT | unbind PORT | unmask PORT
  *   wait MS                       -> ok PORT | timeout   (poll + xenevtchn_pending)
+ *   fionbio                       -> ok | err ERRNO      (generic ioctl on the evtchn fd, as libuv does)
  *   fd PATH                       -> ok FD | err ERRNO   (plain open, for passthrough checks)
  *   pid | exit CODE
  */
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <xenevtchn.h>
@@ -140,6 +142,10 @@ int main(void) {
       xenevtchn_port_or_error_t p = xenevtchn_pending(ev);
       if (p < 0) { err(); continue; }
       printf("ok %d\n", p);
+    } else if (!strcmp(cmd, "fionbio")) {
+      int one = 1;
+      if (need_ev() < 0 || ioctl(xenevtchn_fd(ev), FIONBIO, &one) < 0) { err(); continue; }
+      printf("ok\n");
     } else if (!strcmp(cmd, "fd")) {
       char path[256];
       if (sscanf(line, "%*s %255s", path) != 1) continue;
