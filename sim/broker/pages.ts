@@ -1,4 +1,4 @@
-import { closeSync, existsSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fail } from './errno.js';
@@ -21,6 +21,7 @@ export class PagePool {
 
   constructor(dir: string, readonly maxPages: number) {
     const shm = existsSync('/dev/shm') ? '/dev/shm' : dir;
+    removeOrphans(shm);
     this.path = join(shm, `xensim-${process.pid}-${randomBytes(4).toString('hex')}.pages`);
     this.fd = openSync(this.path, 'wx+', 0o600);
   }
@@ -81,6 +82,21 @@ export class PagePool {
       unlinkSync(this.path);
     } catch {
       /* already gone */
+    }
+  }
+}
+
+/** Page files of brokers that were killed (nobody else removes them). */
+function removeOrphans(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = /^xensim-(\d+)-[0-9a-f]+\.pages$/.exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      if (statSync(path).uid !== process.getuid?.()) continue;
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') unlinkSync(path);
     }
   }
 }

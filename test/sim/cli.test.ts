@@ -1,7 +1,8 @@
 // The xensim command line and the preload's boundaries: who is affected,
 // exit statuses, private brokers, status, domain lifetime.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ensureTools, held, NOTHING_HELD, PRELOAD, Probe, Sim } from './helpers.js';
@@ -96,6 +97,25 @@ describe('xensim run', () => {
     const t = await ensureTools();
     const r = await run([t.probe], { ...t.env, LD_PRELOAD: PRELOAD, XENSIM_SOCKET: '/tmp/xst-no-such.sock' }, 'fd /dev/xen/evtchn\n');
     expect(r.stdout).toBe('err ENXIO\n');
+  });
+});
+
+describe('xensim start / stop', () => {
+  it('stop ends the background broker and removes its sockets and page file', async () => {
+    const other = await Sim.start();
+    const s = await other.status();
+    const pagesBefore = readdirSync('/dev/shm').filter((f) => f.startsWith(`xensim-${s.pid}-`));
+    expect(pagesBefore).toHaveLength(1);
+    expect(existsSync(join(other.dir, 'ctl.sock'))).toBe(true);
+    await execFileP(process.execPath, [CLI, 'stop'], { env: other.env });
+    expect(existsSync(join(other.dir, 'ctl.sock'))).toBe(false);
+    expect(existsSync(join(other.dir, 'dom0.sock'))).toBe(false);
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`xensim-${s.pid}-`))).toEqual([]);
+    // gone, or a zombie waiting for whoever adopted it to reap it
+    const state = () => (existsSync(`/proc/${s.pid}/stat`) ? readFileSync(`/proc/${s.pid}/stat`, 'utf8').split(') ')[1]![0] : 'gone');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(['gone', 'Z']).toContain(state());
+    await other.stop();
   });
 });
 
