@@ -35,15 +35,18 @@ function packageRoot(): string {
   return resolve(dirname(self), '..', '..');
 }
 
-/** libxensim.so: prebuilt by `npm run build`, else built now with the system cc. */
+/** libxensim.so: prebuilt by `npm run build`, else built now with the system cc
+ * (into the package, or the state directory when the package is read-only). */
 function preloadPath(): string {
   if (process.env.XENSIM_PRELOAD) return process.env.XENSIM_PRELOAD;
   const root = packageRoot();
-  const lib = join(root, 'build', 'sim', 'libxensim.so');
-  if (existsSync(lib)) return lib;
-  const r = spawnSync('sh', [join(root, 'sim', 'build.sh'), lib], { stdio: 'inherit' });
-  if (r.status !== 0 || !existsSync(lib)) throw new Error(`libxensim.so is missing and could not be built (${lib})`);
-  return lib;
+  const candidates = [join(root, 'build', 'sim', 'libxensim.so'), join(stateDir(), 'libxensim.so')];
+  for (const lib of candidates) if (existsSync(lib)) return lib;
+  for (const lib of candidates) {
+    const r = spawnSync('sh', [join(root, 'sim', 'build.sh'), lib], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status === 0 && existsSync(lib)) return lib;
+  }
+  throw new Error(`libxensim.so is missing and could not be built with sim/build.sh (needs a C compiler)`);
 }
 
 function brokerOptions(dir: string) {
