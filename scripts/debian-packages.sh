@@ -17,6 +17,10 @@ PKGS="libxen-dev libxenmisc4.17 xen-utils-4.17 xenstore-utils libxencall1 libxen
 if [ -f "$ROOT/.done" ]; then echo "$ROOT"; exit 0; fi
 command -v apt-get >/dev/null || die "apt-get not found: Debian's Xen packages cannot be fetched on this machine"
 mkdir -p "$DEBS"
+# Test files run in parallel and may all ask at once: one fetches, the others wait.
+exec 9>"$CACHE/.lock"
+flock 9
+if [ -f "$ROOT/.done" ]; then echo "$ROOT"; exit 0; fi
 missing=""
 for p in $PKGS; do ls "$DEBS/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -27,8 +31,11 @@ if [ -n "$missing" ]; then
   (cd "$DEBS" && apt-get download -q $missing >"$CACHE/download.log" 2>&1) ||
     die "apt-get download failed (see $CACHE/download.log)"
 fi
-rm -rf "$ROOT"; mkdir -p "$ROOT"
-for d in "$DEBS"/*.deb; do dpkg -x "$d" "$ROOT"; done
-[ -e "$ROOT/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17" ] || die "libxenvchan.so.4.17 missing after extraction"
-touch "$ROOT/.done"
+# Extract beside the final place, then rename: nobody ever sees half a tree.
+TMP=$ROOT.tmp.$$
+rm -rf "$TMP" "$ROOT"; mkdir -p "$TMP"
+for d in "$DEBS"/*.deb; do dpkg -x "$d" "$TMP"; done
+[ -e "$TMP/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17" ] || die "libxenvchan.so.4.17 missing after extraction"
+touch "$TMP/.done"
+mv "$TMP" "$ROOT"
 echo "$ROOT"
