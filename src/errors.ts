@@ -63,5 +63,8 @@ export function abortedError(signal: AbortSignal): VchanError {
   if (reason instanceof Error && reason.name === 'TimeoutError') {
     return new VchanError(ErrorCodes.TIMEOUT, 'timed out', { cause: reason });
   }
-  return new VchanError(ErrorCodes.ABORTED, 'the operation was aborted', { cause: reason });
+  const error = new VchanError(ErrorCodes.ABORTED, 'the operation was aborted', { cause: reason });
+  // Like Node's own aborted operations, so `err.name === 'AbortError'` checks work.
+  error.name = 'AbortError';
+  return error;
 }

@@ -56,7 +56,9 @@ describe('listen() and connect()', () => {
     const controller = new AbortController();
     const aborted = connect({ peer: 0, port: 9, backend: dom5, signal: controller.signal });
     controller.abort();
-    expect((await errorOf(aborted)).code).toBe('ERR_VCHAN_ABORTED');
+    const abortError = await errorOf(aborted);
+    expect(abortError.code).toBe('ERR_VCHAN_ABORTED');
+    expect(abortError.name).toBe('AbortError');
     expect(hv.held()).toEqual(before);
   });
 
