@@ -160,6 +160,7 @@ export class Vchan {
    * Throws ERR_VCHAN_PEER_CLOSED once the peer is gone and the ring is empty.
    */
   read(into: Uint8Array, offset = 0, length = into.length - offset): number {
+    checkBytes('into', into);
     this.assertNotClosed();
     const reader = this.parts.reader;
     if (reader.ready() < length) {
@@ -174,6 +175,7 @@ export class Vchan {
 
   /** Writes up to `length` bytes; returns how many fit (0 when the ring is full). */
   write(from: Uint8Array, offset = 0, length = from.length - offset): number {
+    checkBytes('from', from);
     this.assertWritable();
     const writer = this.parts.writer;
     if (writer.space() < length) this.request(Notify.READ);
@@ -184,6 +186,7 @@ export class Vchan {
 
   /** Writes all of `from` or nothing; returns from.length or 0. */
   send(from: Uint8Array): number {
+    checkBytes('from', from);
     this.assertWritable();
     const writer = this.parts.writer;
     if (from.length > writer.size) throw tooBig('send', from.length, writer.size);
@@ -198,6 +201,7 @@ export class Vchan {
 
   /** Fills all of `into` or reads nothing; returns into.length or 0. */
   recv(into: Uint8Array): number {
+    checkBytes('into', into);
     this.assertNotClosed();
     const reader = this.parts.reader;
     if (into.length > reader.size) throw tooBig('recv', into.length, reader.size);
@@ -300,6 +304,10 @@ export class Vchan {
     this.assertNotClosed();
     if (this.isOpen() === 0) throw peerClosedError();
   }
+}
+
+function checkBytes(name: string, value: unknown): void {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${name} must be a Buffer or Uint8Array, got ${describe(value)}`);
 }
 
 function tooBig(op: string, length: number, size: number): VchanError {

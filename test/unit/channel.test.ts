@@ -289,6 +289,13 @@ describe('Vchan over the in-memory backend', () => {
       await expect(Vchan.server(options as never)).rejects.toThrow(pattern);
     }
     await expect(Vchan.client({ peer: 0, path: ABS, backend, signal: 'soon' } as never)).rejects.toThrow(/signal/);
+    const { client } = await pair();
+    expect(() => client.write('text' as never)).toThrow(/from must be a Buffer/);
+    expect(() => client.read([1, 2] as never)).toThrow(/into must be a Buffer/);
+    expect(() => client.send(null as never)).toThrow(TypeError);
+    expect(() => client.recv({} as never)).toThrow(TypeError);
+    expect(() => client.read(Buffer.alloc(4), 3, 2)).toThrow(RangeError);
+    expect(() => client.write(Buffer.alloc(4), -1)).toThrow(RangeError);
     await expect(Vchan.client(null as never)).rejects.toThrow(TypeError);
   });
 });
