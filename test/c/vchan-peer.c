@@ -4,7 +4,7 @@
  *
  * usage:
  *   vchan-peer server|client <peer-domid> <xs-path> [options]
- *   vchan-peer --dump-pattern <N> <seed> [--offset P]
+ *   vchan-peer --dump-pattern <N> <seed> [--offset P] [--hash-only]
  *   vchan-peer --help
  *
  * options:
@@ -24,6 +24,8 @@
  *                      echo (send back what arrives until the peer closes) |
  *                      hold (connect, discard input, report when the peer goes away)
  *   --report-open-ms N hold: repeat the {"event":"open"} line every N ms (default 0 = once)
+ *   --linger-ms N      both/send/recv: after the result line, keep the channel open
+ *                      this long before closing (a test can kill us with data in the ring)
  *
  * stdout: JSON lines. A server prints {"event":"listening",...} once its xenstore
  * entries are published; every role prints {"event":"open",...} once connected.
@@ -60,8 +62,8 @@
 static const char USAGE[] =
 	"usage: vchan-peer server|client <peer-domid> <xs-path> [--bytes N] [--left-min N --right-min N] "
 	"[--api rw|sendrecv] [--chunk N] [--seed-tx S --seed-rx S] [--timeout-ms N] [--stall-ms N] "
-	"[--mode both|send|recv|echo|hold] [--report-open-ms N]\n"
-	"       vchan-peer --dump-pattern <N> <seed> [--offset P]\n";
+	"[--mode both|send|recv|echo|hold] [--report-open-ms N] [--linger-ms N]\n"
+	"       vchan-peer --dump-pattern <N> <seed> [--offset P] [--hash-only]\n";
 
 static const char HELP[] =
 	"Streams a keyed pattern both ways over a vchan (Debian's libxenvchan) and checks what arrives.\n"
@@ -76,7 +78,9 @@ static const char HELP[] =
 	"  --stall-ms N       fail when nothing moves for this long (default 10000)\n"
 	"  --mode M           both | send | recv | echo (until the peer closes) | hold (report peer death)\n"
 	"  --report-open-ms N hold: repeat the open line every N ms (default 0: once)\n"
+	"  --linger-ms N      after the result line, keep the channel open N ms before closing\n"
 	"  --dump-pattern N S print N pattern bytes of seed S as hex, then their FNV-1a-64 hash\n"
+	"                     (--hash-only: just the hash)\n"
 	"Output: JSON lines on stdout, the last one {\"ok\":true|false,...}. Exit 0 ok, 1 failed, 2 bad arguments.\n";
 
 enum mode { M_BOTH, M_SEND, M_RECV, M_ECHO, M_HOLD };
@@ -91,7 +95,7 @@ struct opts {
 	int sendrecv;
 	size_t chunk;
 	uint32_t seed_tx, seed_rx;
-	long timeout_ms, stall_ms, report_open_ms;
+	long timeout_ms, stall_ms, report_open_ms, linger_ms;
 	enum mode mode;
 };
 
@@ -175,25 +179,28 @@ static void dump_pattern(int argc, char **argv)
 	uint64_t n = parse_u64("N", argv[2]);
 	uint64_t seed = parse_u64("seed", argv[3]);
 	uint64_t off = 0;
+	int hex = 1;
 	for (int i = 4; i < argc; i++) {
 		if (!strcmp(argv[i], "--offset") && i + 1 < argc)
 			off = parse_u64("--offset", argv[++i]);
+		else if (!strcmp(argv[i], "--hash-only"))
+			hex = 0;
 		else
 			usage_error("unknown argument after --dump-pattern");
 	}
 	if (seed > UINT32_MAX)
 		usage_error("seed must fit in 32 bits");
-	uint8_t buf[4096];
+	static uint8_t buf[1 << 16];
 	uint64_t h = FNV64_BASIS;
 	for (uint64_t done = 0; done < n;) {
 		size_t len = n - done < sizeof(buf) ? (size_t)(n - done) : sizeof(buf);
 		pattern_fill((uint32_t)seed, off + done, buf, len);
 		h = fnv64_update(h, buf, len);
-		for (size_t i = 0; i < len; i++)
+		for (size_t i = 0; hex && i < len; i++)
 			printf("%02x", buf[i]);
 		done += len;
 	}
-	printf("\n%016" PRIx64 "\n", h);
+	printf(hex ? "\n%016" PRIx64 "\n" : "%016" PRIx64 "\n", h);
 	exit(0);
 }
 
@@ -248,6 +255,8 @@ static void parse_args(int argc, char **argv)
 			O.stall_ms = (long)parse_u64(a, v);
 		else if (!strcmp(a, "--report-open-ms"))
 			O.report_open_ms = (long)parse_u64(a, v);
+		else if (!strcmp(a, "--linger-ms"))
+			O.linger_ms = (long)parse_u64(a, v);
 		else if (!strcmp(a, "--api")) {
 			if (!strcmp(v, "rw"))
 				O.sendrecv = 0;
@@ -529,6 +538,8 @@ static void transfer(struct libxenvchan *ctrl, double t_open)
 		wait_event(ctrl, fd, (long)(O.stall_ms - (t - last)) + 1);
 	}
 	finish(t_open);
+	if (O.linger_ms)
+		usleep((useconds_t)O.linger_ms * 1000);
 	libxenvchan_close(ctrl);
 	exit(0);
 }

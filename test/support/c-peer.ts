@@ -23,12 +23,6 @@ export interface CPeers {
   libDir: string;
   vchanPeer: string;
   hostilePeer: string;
-  /**
-   * LD_PRELOAD library that fakes grants, events and xenstore with files: only
-   * for testing the peers themselves without the emulator. No unmap
-   * notification, no permissions.
-   */
-  fakeXen: string;
   /** process.env plus LD_LIBRARY_PATH pointing at libDir. */
   env: NodeJS.ProcessEnv;
 }
@@ -39,7 +33,7 @@ interface Target {
   args: (root: string, libDir: string) => string[];
 }
 
-function targets(cacheDir: string): Record<'vchanPeer' | 'hostilePeer' | 'fakeXen', Target> {
+function targets(cacheDir: string): Record<'vchanPeer' | 'hostilePeer', Target> {
   const common = (root: string) => ['-O2', '-g', '-Wall', '-Wextra', '-std=gnu11', `-I${join(root, 'usr/include')}`];
   // -rpath-link resolves libxenvchan's own dependencies at link time only; at
   // run time LD_LIBRARY_PATH finds them, so nothing is baked into the binary.
@@ -59,11 +53,6 @@ function targets(cacheDir: string): Record<'vchanPeer' | 'hostilePeer' | 'fakeXe
         // it kicks the event channel itself after each scribble
         ...link(libDir, ['-lxenvchan', '-lxenevtchn', '-lxentoollog']),
       ],
-    },
-    fakeXen: {
-      out: join(cacheDir, 'fake-xen.so'),
-      sources: ['fake-xen.c'],
-      args: (root) => [...common(root), '-shared', '-fPIC', join(C_DIR, 'fake-xen.c')],
     },
   };
 }
@@ -115,14 +104,13 @@ export function ensureCPeers(): Promise<CPeers> {
     const cacheDir = join(process.env.XEN_VCHAN_CACHE ?? join(REPO_ROOT, '.cache'), 'c');
     mkdirSync(cacheDir, { recursive: true });
     const t = targets(cacheDir);
-    await Promise.all([compile(t.vchanPeer, root, libDir), compile(t.hostilePeer, root, libDir), compile(t.fakeXen, root, libDir)]);
+    await Promise.all([compile(t.vchanPeer, root, libDir), compile(t.hostilePeer, root, libDir)]);
     const ld = process.env.LD_LIBRARY_PATH;
     return {
       root,
       libDir,
       vchanPeer: t.vchanPeer.out,
       hostilePeer: t.hostilePeer.out,
-      fakeXen: t.fakeXen.out,
       env: { ...process.env, LD_LIBRARY_PATH: ld ? `${libDir}:${ld}` : libDir },
     };
   })();
@@ -152,6 +140,7 @@ export interface VchanPeerOptions {
   stallMs?: number;
   mode?: PeerMode;
   reportOpenMs?: number;
+  lingerMs?: number;
 }
 
 /** Command line for vchan-peer from named options. */
@@ -171,6 +160,7 @@ export function vchanPeerArgs(o: VchanPeerOptions): string[] {
   add('--stall-ms', o.stallMs);
   add('--mode', o.mode);
   add('--report-open-ms', o.reportOpenMs);
+  add('--linger-ms', o.lingerMs);
   return args;
 }
 
@@ -223,12 +213,16 @@ export interface PeerRun {
 export interface RunPeerOptions {
   /** Which program: our vchan peer (default) or the hostile server. */
   program?: 'vchan' | 'hostile';
+  /** Run this command instead of a C peer (e.g. [node, node-peer.mjs]); args follow it. */
+  command?: string[];
   /** Extra environment (merged over the peers' env with LD_LIBRARY_PATH). */
   env?: NodeJS.ProcessEnv;
   /** Run under this wrapper, e.g. ['xensim', 'run', '--domid', '1', '--']. */
   wrapper?: string[];
   /** SIGKILL the peer after this long (default 120 s); the run reports timedOut. */
   timeoutMs?: number;
+  /** Give the peer a stdin pipe (child.stdin) instead of /dev/null. */
+  stdin?: boolean;
   /** Called for every JSON line as it arrives. */
   onLine?: (line: PeerLine, child: ChildProcess) => void;
 }
@@ -245,10 +239,10 @@ export interface StartedPeer {
 export async function startPeer(args: string[], opts: RunPeerOptions = {}): Promise<StartedPeer> {
   const peers = await ensureCPeers();
   const bin = opts.program === 'hostile' ? peers.hostilePeer : peers.vchanPeer;
-  const argv = [...(opts.wrapper ?? []), bin, ...args];
+  const argv = [...(opts.wrapper ?? []), ...(opts.command ?? [bin]), ...args];
   const child = spawn(argv[0]!, argv.slice(1), {
     env: { ...peers.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
   const lines: PeerLine[] = [];
   const waiters: { pred: (l: PeerLine) => boolean; resolve: (l: PeerLine) => void; reject: (e: Error) => void }[] = [];

@@ -31,26 +31,51 @@ export function patternWord(seed: number, word: number): number {
   return x >>> 0;
 }
 
-/** Fills `out` with the stream bytes starting at position `pos`. */
-export function fillPattern(seed: number, pos: number, out: Uint8Array): Uint8Array {
-  const len = out.length;
-  let i = 0;
-  while (i < len && (pos + i) % 4 !== 0) {
-    const p = pos + i;
-    out[i++] = (patternWord(seed, Math.floor(p / 4)) >>> (8 * (p % 4))) & 0xff;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * Whole words from word index `word` into `out` (aligned, word-sized), at
+ * memory speed (~3 GB/s): the high half of the word index is constant within
+ * a call that stays inside one 2^32-word span.
+ */
+function fillWords(seed: number, word: number, out: Uint32Array): void {
+  let lo = word % TWO32 | 0;
+  const hiTerm = Math.imul((Math.floor(word / TWO32) ^ seed) >>> 0, 0x85ebca77);
+  for (let i = 0; i < out.length; i++, lo = (lo + 1) | 0) {
+    let x = (Math.imul(lo, 0x9e3779b1) + hiTerm) | 0;
+    x ^= x >>> 16;
+    x = Math.imul(x, 0x7feb352d);
+    x ^= x >>> 15;
+    x = Math.imul(x, 0x846ca68b);
+    x ^= x >>> 16;
+    out[i] = x;
   }
-  let w = (pos + i) / 4;
-  for (; i + 4 <= len; i += 4, w++) {
-    const x = patternWord(seed, w);
-    out[i] = x & 0xff;
-    out[i + 1] = (x >>> 8) & 0xff;
-    out[i + 2] = (x >>> 16) & 0xff;
-    out[i + 3] = x >>> 24;
-  }
-  for (; i < len; i++) {
+}
+
+/** Byte-at-a-time: for the unaligned edges. */
+function fillSlow(seed: number, pos: number, out: Uint8Array): void {
+  for (let i = 0; i < out.length; i++) {
     const p = pos + i;
     out[i] = (patternWord(seed, Math.floor(p / 4)) >>> (8 * (p % 4))) & 0xff;
   }
+}
+
+/** Fills `out` with the stream bytes starting at position `pos`. */
+export function fillPattern(seed: number, pos: number, out: Uint8Array): Uint8Array {
+  // Leading bytes up to a stream word boundary.
+  const head = Math.min(out.length, (4 - (pos % 4)) % 4);
+  fillSlow(seed, pos, out.subarray(0, head));
+  let i = head;
+  if (LITTLE_ENDIAN && (out.byteOffset + i) % 4 === 0) {
+    // Whole words straight into the buffer, split where hi32(word) changes.
+    while (out.length - i >= 4) {
+      const word = (pos + i) / 4;
+      const span = Math.min((out.length - i) >>> 2, TWO32 - (word % TWO32));
+      fillWords(seed, word, new Uint32Array(out.buffer, out.byteOffset + i, span));
+      i += span * 4;
+    }
+  }
+  fillSlow(seed, pos + i, out.subarray(i));
   return out;
 }
 
@@ -159,5 +184,31 @@ export class PatternVerifier {
   /** FNV-1a 64 of everything accepted so far (the C peer's rxHash). */
   digest(): string {
     return this.hash.digest();
+  }
+}
+
+/**
+ * Verifies a received stream by comparing it with the regenerated pattern
+ * (memcmp speed, no hash): for transfers too big to hash in JavaScript.
+ */
+export class PatternChecker {
+  received = 0;
+  private scratch = new Uint8Array(0);
+
+  constructor(readonly seed: number) {}
+
+  /** Throws PatternMismatchError at the first wrong byte. */
+  push(chunk: Uint8Array): void {
+    // Regenerate from the word boundary below, into an aligned scratch buffer.
+    const lead = this.received % 4;
+    const need = lead + chunk.length;
+    if (this.scratch.length < need) this.scratch = new Uint8Array(Math.max(need, 1 << 16));
+    const expect = fillPattern(this.seed, this.received - lead, this.scratch.subarray(0, need)).subarray(lead);
+    if (Buffer.compare(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), Buffer.from(expect.buffer, expect.byteOffset, expect.length)) !== 0) {
+      let i = 0;
+      while (chunk[i] === expect[i]) i++;
+      throw new PatternMismatchError(this.received + i, expect[i]!, chunk[i]!);
+    }
+    this.received += chunk.length;
   }
 }

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureCPeers, isResult, runPeer, startPeer, vchanPeerArgs, type CPeers, type PeerOk } from '../support/c-peer.js';
-import { DEFAULT_SEEDS, fnv1a64, Fnv1a64, patternBytes, patternHash, PatternVerifier } from '../support/pattern.js';
+import { ensureCPeers, isResult, runPeer, startPeer, vchanPeerArgs, type CPeers, type PeerOk, type RunPeerOptions } from '../support/c-peer.js';
+import { TestSim } from '../xen-backend/sim.js';
+import { DEFAULT_SEEDS, fnv1a64, Fnv1a64, patternBytes, PatternChecker, patternHash, PatternVerifier, patternWord } from '../support/pattern.js';
 
 const execFileP = promisify(execFile);
 
@@ -118,6 +118,12 @@ describe('pattern: TypeScript and C agree', () => {
     expect(cHash).toBe(fnv1a64(ts));
   });
 
+  it('--hash-only prints just the hash, the same as the TS one', async () => {
+    const r = await run(peers.vchanPeer, ['--dump-pattern', '100003', '2', '--offset', '5', '--hash-only']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${patternHash(2, 100003, 5)}\n`);
+  });
+
   it('FNV-1a 64 matches its published test values', () => {
     expect(fnv1a64(new Uint8Array())).toBe('cbf29ce484222325');
     expect(fnv1a64(new TextEncoder().encode('a'))).toBe('af63dc4c8601ec8c');
@@ -139,6 +145,26 @@ describe('pattern: TypeScript and C agree', () => {
     expect(() => new PatternVerifier(4).push(whole.subarray(0, 8))).toThrow(/pattern mismatch at byte 0/);
   });
 
+  it('PatternChecker accepts any chunking at any alignment and names the first wrong byte', () => {
+    const whole = patternBytes(9, 0, 50_000);
+    const checker = new PatternChecker(9);
+    // odd chunk sizes, and chunks at odd byte offsets of their buffers
+    for (let pos = 0, step = 1; pos < whole.length; pos += step, step = (step * 13 + 5) % 4099 || 1) {
+      const n = Math.min(step, whole.length - pos);
+      const carrier = new Uint8Array(n + 3);
+      carrier.set(whole.subarray(pos, pos + n), 3);
+      checker.push(carrier.subarray(3));
+    }
+    expect(checker.received).toBe(50_000);
+    const bad = patternBytes(9, 50_000, 1000);
+    bad[777] = bad[777]! ^ 1;
+    expect(() => checker.push(bad)).toThrow(/pattern mismatch at byte 50777/);
+    // the fast fill agrees with the word definition across a 2^32-word boundary
+    const edge = 4 * 2 ** 32 - 16;
+    const fast = patternBytes(5, edge, 40);
+    for (let i = 0; i < 40; i++) expect(fast[i]).toBe((patternWord(5, Math.floor((edge + i) / 4)) >>> (8 * ((edge + i) % 4))) & 0xff);
+  });
+
   it('does not repeat with a short period', () => {
     const a = patternBytes(1, 0, 4096);
     expect(hex(a.subarray(0, 256))).not.toBe(hex(a.subarray(256, 512)));
@@ -146,16 +172,18 @@ describe('pattern: TypeScript and C agree', () => {
   });
 });
 
-// The real libxenvchan moving real bytes, with grants/events/xenstore faked by
-// test/c/fake-xen.c: this checks the peer's own loop and reporting, not Xen.
-describe('C peer against C peer through the real library (fake Xen)', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fx-'));
+// The real libxenvchan moving real bytes under the emulator (xensim): this
+// checks the peers' own loops and reporting; test/sim and test/interop use them.
+describe('C peer against C peer through the real library (xensim)', () => {
+  let sim: TestSim;
+  beforeAll(async () => {
+    sim = await TestSim.start();
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    await sim?.stop();
+  });
 
-  const fake = (domid: number) => ({ LD_PRELOAD: peers.fakeXen, FAKE_XEN_DIR: dir, FAKE_XEN_DOMID: String(domid) });
+  const inDomain = (domid: number): RunPeerOptions => ({ wrapper: sim.runArgs(domid), env: sim.env });
 
   it.each([
     { name: 'rw, (12,12)', bytes: 8 << 20, leftMin: 4096, rightMin: 4096, api: 'rw' as const, chunk: 65536 },
@@ -166,12 +194,12 @@ describe('C peer against C peer through the real library (fake Xen)', () => {
     const path = `data/vchan/2/${Math.floor(Math.random() * 1e9)}`;
     const server = await startPeer(
       vchanPeerArgs({ role: 'server', peer: 2, path, bytes: c.bytes, leftMin: c.leftMin, rightMin: c.rightMin, api: c.api, chunk: c.chunk }),
-      { env: fake(1), timeoutMs: 60_000 },
+      { ...inDomain(1), timeoutMs: 60_000 },
     );
     await server.waitFor((l) => 'event' in l && l.event === 'listening');
     const client = await runPeer(
       vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, bytes: c.bytes, api: c.api, chunk: c.chunk }),
-      { env: fake(2), timeoutMs: 60_000 },
+      { ...inDomain(2), timeoutMs: 60_000 },
     );
     const s = await server.done;
     expect(client.code, client.stdout + client.stderr).toBe(0);
@@ -191,14 +219,14 @@ describe('C peer against C peer through the real library (fake Xen)', () => {
   it('reports the chosen orders', async () => {
     const path = `data/vchan/2/${Math.floor(Math.random() * 1e9)}`;
     const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, leftMin: 8192, rightMin: 1 << 16, mode: 'echo' }), {
-      env: fake(1),
+      ...inDomain(1),
       timeoutMs: 30_000,
     });
     const listening = await server.waitFor((l) => 'event' in l && l.event === 'listening');
     expect(listening).toMatchObject({ leftOrder: 13, rightOrder: 16 });
     const client = await runPeer(
       vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, seedRx: DEFAULT_SEEDS.client.tx }),
-      { env: fake(2), timeoutMs: 30_000 },
+      { ...inDomain(2), timeoutMs: 30_000 },
     );
     expect(client.result).toMatchObject({ ok: true, leftOrder: 13, rightOrder: 16 });
     // echo ends when the client closes
@@ -209,12 +237,12 @@ describe('C peer against C peer through the real library (fake Xen)', () => {
   it('a pattern mismatch is reported with its position', async () => {
     const path = `data/vchan/2/${Math.floor(Math.random() * 1e9)}`;
     const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, mode: 'recv', seedRx: 99 }), {
-      env: fake(1),
+      ...inDomain(1),
       timeoutMs: 30_000,
     });
     await server.waitFor((l) => 'event' in l && l.event === 'listening');
     await runPeer(vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, mode: 'send' }), {
-      env: fake(2),
+      ...inDomain(2),
       timeoutMs: 30_000,
     });
     const s = await server.done;
@@ -224,10 +252,10 @@ describe('C peer against C peer through the real library (fake Xen)', () => {
 
   it('hold reports the peer closing', async () => {
     const path = `data/vchan/2/${Math.floor(Math.random() * 1e9)}`;
-    const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, mode: 'hold' }), { env: fake(1), timeoutMs: 30_000 });
+    const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, mode: 'hold' }), { ...inDomain(1), timeoutMs: 30_000 });
     await server.waitFor((l) => 'event' in l && l.event === 'listening');
     await runPeer(vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, mode: 'send', bytes: 100_000 }), {
-      env: fake(2),
+      ...inDomain(2),
       timeoutMs: 30_000,
     });
     const s = await server.done;
@@ -239,12 +267,12 @@ describe('C peer against C peer through the real library (fake Xen)', () => {
     const path = `data/vchan/2/${Math.floor(Math.random() * 1e9)}`;
     const hostile = await startPeer([String(2), path, '--duration-ms', '300', '--interval-ms', '20', '--seed', '5'], {
       program: 'hostile',
-      env: fake(1),
+      ...inDomain(1),
       timeoutMs: 30_000,
     });
     await hostile.waitFor((l) => 'event' in l && l.event === 'listening');
     const client = await runPeer(vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, mode: 'hold' }), {
-      env: fake(2),
+      ...inDomain(2),
       timeoutMs: 30_000,
     });
     const h = await hostile.done;

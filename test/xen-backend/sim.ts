@@ -1,12 +1,14 @@
 /**
  * A private xensim broker for these tests, driven through the `xensim` CLI
- * only (start, status, run, stop). Fails, never skips, when the emulator is
- * not built.
+ * (start, status, run, stop) and, to create a domain that outlives its
+ * processes, the broker's control socket. Fails, never skips, when the
+ * emulator is not built.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ControlClient } from '../../sim/broker/control.js';
 import { ensureCPeers, REPO_ROOT } from '../support/c-peer.js';
 
 const execFileP = promisify(execFile);
@@ -46,6 +48,22 @@ export class TestSim {
   /** argv prefix that runs a command as a process of domain `domid`. */
   runArgs(domid: number): string[] {
     return [process.execPath, CLI, 'run', '--domid', String(domid), '--'];
+  }
+
+  /**
+   * Environment for a process of domain `domid`, spawned directly (so a
+   * kill hits the process itself). The domain is created explicitly and
+   * outlives its processes: a peer's death shows only through the vchan.
+   */
+  async domainEnv(domid: number): Promise<NodeJS.ProcessEnv> {
+    const c = await ControlClient.open(join(this.dir, 'ctl.sock'));
+    try {
+      const d = await c.request<{ socket: string; xenstore: string }>({ op: 'create', domid });
+      const preload = process.env.XENSIM_PRELOAD || PRELOAD;
+      return { ...this.env, LD_PRELOAD: preload, XENSIM_SOCKET: d.socket, XENSTORED_PATH: d.xenstore, XENSIM_DOMID: String(domid) };
+    } finally {
+      c.close();
+    }
   }
 
   async held(): Promise<Held> {
