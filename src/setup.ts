@@ -205,9 +205,20 @@ function parseEntry(path: string, value: string): number {
   return n;
 }
 
+/** A read xenstore refuses: nothing there we may see yet (xenstored answers EACCES, not ENOENT, under an unreadable parent). */
+async function readIfVisible(backend: Backend, path: string): Promise<string | undefined> {
+  try {
+    return await backend.store.read(path);
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EACCES') return undefined;
+    throw error;
+  }
+}
+
 async function readServerEntries(backend: Backend, path: string): Promise<ServerEntries | undefined> {
-  const ringRef = await backend.store.read(`${path}/ring-ref`);
-  const eventChannel = await backend.store.read(`${path}/event-channel`);
+  // Until the server publishes (readable by us), a domU's read of its path fails with EACCES: wait.
+  const ringRef = await readIfVisible(backend, `${path}/ring-ref`);
+  const eventChannel = await readIfVisible(backend, `${path}/event-channel`);
   if (ringRef === undefined || eventChannel === undefined) return undefined;
   return {
     ringRef: parseEntry(`${path}/ring-ref`, ringRef),

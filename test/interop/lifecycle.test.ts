@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPeer, type StartedPeer } from '../support/c-peer.js';
+import { startPeer, vchanPeerArgs, type StartedPeer } from '../support/c-peer.js';
 import { NOTHING_HELD, TestSim } from '../xen-backend/sim.js';
 import { bundle } from './harness.js';
 
@@ -46,6 +46,19 @@ describe('connect with no server', () => {
     expect(line).toMatchObject({ name: 'AbortError', code: 'ERR_VCHAN_ABORTED' });
     expect(await sim.idle()).toEqual(NOTHING_HELD);
     await finish(p);
+  });
+});
+
+describe('connect before the server publishes', () => {
+  it('waits (its reads are refused with EACCES until then), and connects once the C server is up', async () => {
+    const p = await start('early', 1);
+    await p.waitFor((l) => 'phase' in l && l.phase === 'waiting');
+    await new Promise((r) => setTimeout(r, 500));
+    const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 3, path: 'data/vchan/3/4244', mode: 'hold' }), { wrapper: sim.runArgs(1), env: sim.env, timeoutMs: 30_000 });
+    expect(await p.waitFor((l) => 'phase' in l && l.phase === 'done')).toMatchObject({ connected: true });
+    expect((await server.done).result).toMatchObject({ event: 'closed', liveByte: 0 });
+    await finish(p);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
   });
 });
 
