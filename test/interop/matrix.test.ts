@@ -88,3 +88,18 @@ describe.each(SIZES.map((s, i) => ({ ...s, i })))('orders $name', ({ name, min, 
     expect(await sim.idle()).toEqual(NOTHING_HELD);
   }, 900_000);
 });
+
+// The reference for the (20,20) rows above (1 MiB rings, 64 KiB writes on
+// both C sides, and the Node peer's 64 KiB chunks): C ↔ C in the same run.
+// Printed, not asserted: rates depend on the machine.
+describe('baseline at 1 MiB rings and 64 KiB writes', () => {
+  it('C server (dom0) ↔ C client (dom5), rw', async () => {
+    const bytes = bytesFor([20, 20]);
+    const server: Side = { impl: 'c', domid: 0, api: 'rw' };
+    const client: Side = { impl: 'c', domid: 5, api: 'rw' };
+    const r = await runCell({ server, client, bytes, leftMin: MiB, rightMin: MiB, port: port++, timeoutMs: 600_000 }, (d) => sim.runArgs(d), sim.env);
+    expect(r.orders).toEqual([20, 20]);
+    rows.push(`(20,20)  ${'C server (dom0) ↔ C client (dom5)'.padEnd(42)} ${'c/rw ↔ c/rw'.padEnd(24)} ${(bytes / MiB).toFixed(0).padStart(5)} MiB each way  ${r.mbps.toFixed(1).padStart(7)} MB/s`);
+    expect(await sim.idle()).toEqual(NOTHING_HELD);
+  }, 900_000);
+});
