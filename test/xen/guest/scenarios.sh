@@ -1,0 +1,226 @@
+#!/bin/sh
+# The real-Xen scenarios, run in dom0 by its init. One domU ("xt") carries
+# node, the package and the C peers; dom0 drives it through its agent.
+#   scenarios.sh            boot the domU, run every scenario, exit 1 if any failed
+#   scenarios.sh NAME ARGS  one scenario (how the list runs each, under a timeout)
+# Each scenario's output is in /stage/results/NAME.log; the console gets
+# "SCENARIO NAME PASS|FAIL <seconds>" lines (run.sh prints them).
+. /stage/lib.sh
+BIG=$((64 * MiB))
+
+# --- transfers: both directions at once, each receiver checking every byte -------
+
+# C client in the domU, TS (dom0) or C server in dom0.
+dom0_server() { # IMPL LEFT_MIN RIGHT_MIN "ORDERS"
+  p=$(port); path=data/vchan/$D/$p
+  if [ "$1" = ts ]; then $PEER server "$D" "$path" --bytes $BIG --left-min "$2" --right-min "$3" >/tmp/s.log 2>&1 &
+  else vchan-peer server "$D" "$path" --bytes $BIG --left-min "$2" --right-min "$3" --timeout-ms 120000 --stall-ms 60000 >/tmp/s.log 2>&1 &
+  fi
+  s=$!
+  wait_for /tmp/s.log listening 60 || fail "the dom0 server did not publish: $(cat /tmp/s.log)"
+  u_wait "$(u_start vchan-peer client 0 "/local/domain/0/$path" --bytes $BIG --timeout-ms 60000 --stall-ms 60000)" 900 >/tmp/c.log
+  crc=$?; wait $s; src=$?
+  cat /tmp/s.log /tmp/c.log
+  [ $src = 0 ] && [ $crc = 0 ] || fail "server exited $src, domU client $crc"
+  check_c /tmp/c.log 1 "$4"
+  echo "RATE $1-server/c-client $4 $(field /tmp/c.log mbps) MB/s"
+}
+
+# C server in the domU, TS client in dom0.
+domu_c_server() { # LEFT_MIN RIGHT_MIN "ORDERS"
+  p=$(port); path=data/vchan/0/$p
+  j=$(u_start vchan-peer server 0 "$path" --bytes $BIG --left-min "$1" --right-min "$2" --timeout-ms 120000 --stall-ms 60000)
+  $PEER client "$D" "$H/$path" --bytes $BIG >/tmp/t.log 2>&1
+  trc=$?
+  u_wait "$j" 900 >/tmp/c.log; crc=$?
+  cat /tmp/t.log /tmp/c.log
+  [ $trc = 0 ] && [ $crc = 0 ] || fail "TS client exited $trc, domU server $crc"
+  check_c /tmp/c.log 2 "$3"
+  ok /tmp/t.log "the TS client"
+}
+
+# check_c LOG RX_SEED "L R": the C peer hashed the other's exact pattern, with these orders.
+check_c() {
+  ok "$1" "the C peer"
+  [ "$(field "$1" received)" = $BIG ] || fail "the C peer received $(field "$1" received) of $BIG bytes"
+  [ "$(field "$1" rxHash)" = "$(pattern_hash "$2" $BIG)" ] || fail "the C peer's rxHash is not that of seed $2's pattern"
+  [ -z "$3" ] || [ "$(field "$1" leftOrder) $(field "$1" rightOrder)" = "$3" ] ||
+    fail "orders $(field "$1" leftOrder) $(field "$1" rightOrder), expected $3"
+}
+
+# TS in the domU (xenstore through /dev/xen/xenbus) against C or TS in dom0.
+domu_ts() { # ROLE-IN-DOMU  DOM0-IMPL  BYTES
+  p=$(port)
+  if [ "$1" = server ]; then j=$(u_start $UPEER server 0 "data/vchan/0/$p" --bytes "$3"); path=$H/data/vchan/0/$p
+    if [ "$2" = c ]; then vchan-peer client "$D" "$path" --bytes "$3" --timeout-ms 120000 --stall-ms 60000 >/tmp/d.log 2>&1
+    else $PEER client "$D" "$path" --bytes "$3" >/tmp/d.log 2>&1; fi
+  else path=data/vchan/$D/$p
+    if [ "$2" = c ]; then vchan-peer server "$D" "$path" --bytes "$3" --timeout-ms 120000 --stall-ms 60000 >/tmp/d.log 2>&1 &
+    else $PEER server "$D" "$path" --bytes "$3" >/tmp/d.log 2>&1 & fi
+    s=$!
+    wait_for /tmp/d.log listening 60 || fail "the dom0 server did not publish: $(cat /tmp/d.log)"
+    j=$(u_start $UPEER client 0 "/local/domain/0/$path" --bytes "$3")
+    wait $s
+  fi
+  drc=$?
+  u_wait "$j" 600 >/tmp/u.log; urc=$?
+  cat /tmp/d.log /tmp/u.log
+  [ $drc = 0 ] && [ $urc = 0 ] || fail "dom0 side exited $drc, domU side $urc"
+  ok /tmp/u.log "the domU's TS $1"
+  ok /tmp/d.log "dom0's peer"
+  if [ "$2" = c ]; then
+    [ "$(field /tmp/d.log rxHash)" = "$(pattern_hash "$([ "$1" = server ] && echo 1 || echo 2)" "$3")" ] ||
+      fail "the C peer's rxHash is not the TS pattern's"
+  fi
+}
+
+# Debian's vchan-socket-proxy (client mode) in the domU: a unix socket there
+# reaches the TS server in dom0.
+proxy() {
+  p=$(port); path=data/vchan/$D/$p; n=$((8 * MiB))
+  $PEER server "$D" "$path" --bytes $n --linger >/tmp/s.log 2>&1 &
+  s=$!
+  wait_for /tmp/s.log listening 60 || fail "the TS server did not publish"
+  px=$(u_start vchan-socket-proxy -m client 0 "/local/domain/0/$path" /tmp/front.sock)
+  u_run "i=0; until [ -S /tmp/front.sock ]; do i=\$((i+1)); [ \$i -gt 300 ] && exit 1; sleep 0.2; done" ||
+    fail "the proxy made no socket: $(u_wait "$px" 1)"
+  u_run $UPEER unix /tmp/front.sock --bytes $n >/tmp/u.log; urc=$?
+  wait $s; src=$?
+  u_run killall vchan-socket-proxy; u_wait "$px" 30
+  cat /tmp/s.log /tmp/u.log
+  [ $src = 0 ] && [ $urc = 0 ] || fail "TS server exited $src, socket client $urc"
+  ok /tmp/s.log "the TS server"; ok /tmp/u.log "the socket client"
+}
+
+# --- crashes ------------------------------------------------------------------------
+
+# The C peer in the domU dies: the TS server in dom0 closes within 1 s.
+kill_c() {
+  p=$(port); path=data/vchan/$D/$p
+  mkfifo /tmp/k.in; $PEER server "$D" "$path" --mode hold </tmp/k.in >/tmp/s.log 2>&1 &
+  s=$!; exec 3>/tmp/k.in
+  wait_for /tmp/s.log listening 60 || fail "the TS server did not publish"
+  c=$(u_start "vchan-peer client 0 /local/domain/0/$path --mode hold --timeout-ms 60000 & echo \$! >/tmp/hold.pid; wait")
+  wait_for /tmp/s.log '"open"' 120 || fail "the C client did not connect"
+  echo mark >&3 # the clock starts before the command leaves dom0
+  u_run 'kill -9 $(cat /tmp/hold.pid)'
+  wait_for /tmp/s.log closed 10 || fail "the TS server did not close: $(cat /tmp/s.log)"
+  exec 3>&-; wait $s; u_wait "$c" 10
+  cat /tmp/s.log
+  t=$(field /tmp/s.log msSinceMark)
+  echo "closed ${t%.*} ms after the kill was sent"
+  [ "${t%.*}" -lt 1000 ] || fail "closed after $t ms (limit 1000)"
+}
+
+# Node in the domU dies: the C server in dom0 sees libxenvchan_is_open() == 0.
+kill_node() {
+  p=$(port); path=data/vchan/$D/$p
+  vchan-peer server "$D" "$path" --mode hold --timeout-ms 120000 >/tmp/s.log 2>&1 &
+  s=$!
+  wait_for /tmp/s.log listening 60 || fail "the C server did not publish"
+  c=$(u_start "$UPEER client 0 /local/domain/0/$path --mode hold & echo \$! >/tmp/node.pid; wait")
+  wait_for /tmp/s.log '"open"' 120 || fail "the TS client did not connect"
+  sleep 1 # let the TS client settle into waiting
+  t0=$(ms); u_run 'kill -9 $(cat /tmp/node.pid)'
+  wait_for /tmp/s.log closed 10 || fail "is_open() stayed non-zero for 10 s: $(cat /tmp/s.log)"
+  echo "noticed within $(($(ms) - t0)) ms of sending the kill (uptime clock, 10 ms steps)"
+  wait $s; u_wait "$c" 10
+  cat /tmp/s.log
+  grep closed /tmp/s.log | grep -q '"liveByte":0' || fail "the client's live byte is not 0"
+}
+
+# --- a hostile server in the domU against a TS client in dom0 -------------------------
+hostile() { # HOSTILE-ARGS... ; the client must end (error or end), never hang or spin
+  p=$(port); path=data/vchan/0/$p
+  j=$(u_start hostile-peer 0 "$path" --timeout-ms 120000 "$@")
+  $PEER hostile "$D" "$H/$path" 60000 >/tmp/t.log 2>&1; trc=$?
+  u_wait "$j" 120 >/tmp/h.log; hrc=$?
+  cat /tmp/t.log; tail -2 /tmp/h.log
+  [ $trc = 0 ] || fail "the TS client exited $trc"
+  out=$(field /tmp/t.log outcome)
+  [ "$out" = error ] || [ "$out" = end ] || fail "the TS client is $out"
+  [ "$out" = end ] || [ "$(field /tmp/t.log code)" = ERR_VCHAN_PROTOCOL ] || [ "$(field /tmp/t.log connected)" = false ] ||
+    fail "ended with $(field /tmp/t.log code), not ERR_VCHAN_PROTOCOL"
+  cpu=$(field /tmp/t.log cpuMs); wall=$(field /tmp/t.log wallMs)
+  echo "cpu ${cpu%.*} ms over ${wall%.*} ms"
+  [ "${wall%.*}" -lt 100 ] || [ $((${cpu%.*} * 2)) -lt "${wall%.*}" ] || fail "busy: cpu $cpu ms over $wall ms"
+}
+
+# --- the domU is destroyed under an open channel ---------------------------------------
+destroy() {
+  p=$(port); path=data/vchan/$D/$p
+  mkfifo /tmp/x.in; $PEER server "$D" "$path" --mode hold </tmp/x.in >/tmp/s.log 2>&1 &
+  s=$!; exec 3>/tmp/x.in
+  wait_for /tmp/s.log listening 60 || fail "the TS server did not publish"
+  u_start vchan-peer client 0 "/local/domain/0/$path" --mode hold --timeout-ms 60000 >/dev/null
+  wait_for /tmp/s.log '"open"' 120 || fail "the C client did not connect"
+  grep -q gntalloc /proc/$s/maps || fail "the open channel holds no gntalloc pages (wrong pid?)"
+  echo mark >&3
+  xl destroy xt || fail "xl destroy failed"
+  wait_for /tmp/s.log closed 10 || fail "the TS server did not close: $(cat /tmp/s.log)"
+  cat /tmp/s.log
+  t=$(field /tmp/s.log msSinceMark)
+  echo "closed ${t%.*} ms after xl destroy began"
+  [ "${t%.*}" -lt 2000 ] || fail "closed after $t ms (limit 2000)"
+  # still running: nothing of the channel may remain
+  grep -E 'gntalloc|gntdev' /proc/$s/maps && fail "grant mappings remain"
+  ls -l /proc/$s/fd | grep /dev/xen && fail "Xen device files remain open"
+  xenstore-ls "/local/domain/0/data/vchan/$D" 2>/dev/null | grep . && fail "xenstore entries remain"
+  exec 3>&-; wait $s
+  echo "released: no grant mappings, no /dev/xen files, no xenstore entries"
+}
+
+# --- the list -----------------------------------------------------------------------
+if [ $# -gt 0 ]; then "$@"; exit; fi
+
+mkdir -p /stage/results
+failed=0
+run() { # NAME LIMIT-SECONDS FUNCTION ARGS...
+  name=$1 limit=$2; shift 2
+  t0=$(ms)
+  timeout -s KILL "$limit" sh /stage/scenarios.sh "$@" >/stage/results/$name.log 2>&1; rc=$?
+  [ $rc = 0 ] && r=PASS || { r=FAIL; failed=1; [ $rc = 137 ] && echo "TIMEOUT after $limit s" >>/stage/results/$name.log; }
+  echo "SCENARIO $name $r $(( ($(ms) - t0) / 1000 )) s $(grep -h '^RATE\|^closed\|^noticed\|^cpu' /stage/results/$name.log | tr '\n' ' ')"
+  # whatever a failed or killed scenario left running
+  killall -9 node vchan-peer hostile-peer 2>/dev/null
+  [ $r = PASS ] || [ "$name" = destroy ] || u_run killall -9 node vchan-peer hostile-peer vchan-socket-proxy >/dev/null 2>&1
+  rm -f /tmp/*.in
+}
+
+cat >/tmp/xt.cfg <<CFG
+name = "xt"
+kernel = "/stage/vmlinuz"
+ramdisk = "/stage/domu.cpio"
+extra = "console=hvc0 rdinit=/init quiet"
+memory = 512
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+t0=$(ms)
+xl create /tmp/xt.cfg >/tmp/xt.log 2>&1 || { cat /tmp/xt.log; exit 1; }
+xl domid xt >/tmp/domid; . /stage/lib.sh
+until [ "$(xenstore-read "$H/data/agent" 2>/dev/null)" = ready ]; do
+  [ $(($(ms) - t0)) -gt 300000 ] && { echo "the domU's agent never came up"; tail -30 /var/log/xen/console/guest-xt.log; exit 1; }
+  sleep 0.5
+done
+echo "DOMU-UP $(( ($(ms) - t0) / 1000 )) s (domid $D)"
+pattern_hash 1 $BIG >/dev/null; pattern_hash 2 $BIG >/dev/null
+
+for o in "1024 2048 10 11" "4096 4096 12 12" "1048576 1048576 20 20"; do
+  set -- $o
+  run "c-server-dom0.c-client-domU.$3-$4" 600 dom0_server c "$1" "$2" "$3 $4"
+  run "ts-server-dom0.c-client-domU.$3-$4" 900 dom0_server ts "$1" "$2" "$3 $4"
+  run "c-server-domU.ts-client-dom0.$3-$4" 900 domu_c_server "$1" "$2" "$3 $4"
+done
+run ts-server-domU.c-client-dom0 300 domu_ts server c $((16 * MiB))
+run c-server-dom0.ts-client-domU 300 domu_ts client c $((16 * MiB))
+run ts-server-dom0.ts-client-domU 300 domu_ts client ts $((16 * MiB))
+run ts-server-domU.ts-client-dom0 300 domu_ts server ts $((16 * MiB))
+run vchan-socket-proxy-domU.ts-server-dom0 300 proxy
+run kill-c-peer 180 kill_c
+run kill-node 180 kill_node
+run hostile.bad-orders 180 hostile --pre left_order=9 --attacks none --duration-ms 0 --timeout-ms 15000
+run hostile.all-attacks 180 hostile --attacks all --interval-ms 20 --duration-ms 3000 --seed 3
+run destroy 180 destroy
+exit $failed

@@ -1,0 +1,169 @@
+/**
+ * The Node side of the real-Xen scenarios, built on the package as shipped
+ * (dist/), bundled by test/xen/build.sh and run in dom0 and in the domU.
+ *
+ *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold]
+ *   peer unix <socket> [--bytes N]          the client's half of `both`, over a unix socket
+ *   peer hostile <server-domid> <path> <give-up-ms>
+ *
+ * both: send N pattern bytes and check N arriving ones, byte by byte, at
+ * once. hold: connect and wait for the peer to go; a line "mark" on stdin
+ * starts the clock that the "closed" line reports (msSinceMark), and the
+ * process then lingers (until stdin closes) so the harness can look at
+ * what it still holds. JSON lines on stdout; the last says ok true|false.
+ */
+import { once } from 'node:events';
+import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect, listen, type VchanStream } from '../../dist/index.js';
+import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.js';
+
+const print = (o: object): void => void process.stdout.write(`${JSON.stringify({ ...o, pid: process.pid })}\n`);
+const [cmd = '', ...args] = process.argv.slice(2);
+
+function option(name: string, fallback?: number): number | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i < 0 ? fallback : Number(args[i + 1]);
+}
+
+/** The first of `events` to fire (events.once would reject on 'error' instead). */
+function first(s: Duplex, events: string[]): Promise<[string, unknown]> {
+  return new Promise((resolve) => events.forEach((e) => s.once(e, (arg: unknown) => resolve([e, arg]))));
+}
+
+function open(role: string): VchanStream {
+  const [peer, path] = [Number(args[0]), args[1] ?? ''];
+  const hwm = { writableHighWaterMark: 1 << 20 };
+  if (role === 'server') {
+    const s = listen({ peer, path, readMin: option('left-min'), writeMin: option('right-min'), ...hwm });
+    s.on('listening', () => print({ event: 'listening', path }));
+    return s;
+  }
+  // The other domain may still be starting its peer on a loaded machine.
+  return connect({ peer, path, timeout: 60_000, ...hwm });
+}
+
+/**
+ * Sends `bytes` of our pattern and checks `bytes` of the other's, at once.
+ * holdLast: our last byte goes only after all of the peer's arrived, so a
+ * peer that has everything knows we have everything too and may hang up.
+ */
+async function exchange(s: Duplex, seeds: { tx: number; rx: number }, bytes: number, holdLast = false): Promise<object> {
+  const checker = new PatternChecker(seeds.rx);
+  const started = performance.now();
+  let failure: Error | undefined;
+  const received = new Promise<void>((resolve, reject) => {
+    const fail = (e: Error): void => reject((failure ??= e));
+    s.on('data', (chunk: Buffer) => {
+      try {
+        checker.push(chunk);
+      } catch (e) {
+        return fail(e as Error);
+      }
+      if (checker.received > bytes) fail(new Error(`more than ${bytes} bytes arrived`));
+      else if (checker.received === bytes) resolve();
+    });
+    s.on('error', fail);
+    s.on('end', () => checker.received < bytes && fail(new Error(`ended after ${checker.received} of ${bytes} bytes`)));
+  });
+  received.catch(() => {});
+  const early = holdLast ? bytes - 1 : bytes;
+  let sent = 0;
+  while (sent < early && !failure) {
+    const chunk = fillPattern(seeds.tx, sent, Buffer.allocUnsafeSlow(Math.min(65536, early - sent)));
+    sent += chunk.length;
+    if (!s.write(chunk)) await Promise.race([once(s, 'drain'), received.catch(() => {})]);
+  }
+  await received;
+  if (sent < bytes) s.write(fillPattern(seeds.tx, sent, Buffer.alloc(bytes - sent)));
+  const seconds = (performance.now() - started) / 1000;
+  return { sent: bytes, received: checker.received, seconds, mbps: bytes / 1e6 / seconds };
+}
+
+async function both(role: 'server' | 'client'): Promise<void> {
+  const s = open(role);
+  await once(s, 'connect');
+  const v = s.vchan!;
+  print({ event: 'open', readSize: v.readSize, writeSize: v.writeSize });
+  // --linger: the peer hangs up first (it is a proxy that must drain the ring).
+  const linger = args.includes('--linger');
+  const ended = linger ? once(s, 'end') : undefined;
+  const result = await exchange(s, DEFAULT_SEEDS[role], option('bytes', 1 << 20)!, linger);
+  await ended;
+  s.end(); // flushes our bytes into the ring; the peer may still read them
+  await once(s, 'finish');
+  print({ ok: true, role, readSize: v.readSize, writeSize: v.writeSize, ...result });
+  s.destroy();
+  process.exit(0);
+}
+
+async function hold(role: 'server' | 'client'): Promise<void> {
+  const s = open(role);
+  let mark = 0;
+  process.stdin.setEncoding('utf8').on('data', (d: string) => d.includes('mark') && (mark = performance.now()));
+  await once(s, 'connect');
+  print({ event: 'open' });
+  s.resume();
+  const [event, error] = await first(s, ['end', 'error']);
+  const how = event === 'end' ? 'end' : (error as { code?: string }).code;
+  const msSinceMark = mark ? performance.now() - mark : null;
+  s.destroy();
+  await once(s, 'close');
+  print({ ok: true, event: 'closed', how, msSinceMark });
+  // Stay until stdin closes, so the harness can inspect /proc/<pid>.
+  if (process.stdin.readableEnded) process.exit(0);
+  process.stdin.on('end', () => process.exit(0));
+}
+
+async function unix(): Promise<void> {
+  const s = netConnect(args[0] ?? '');
+  await once(s, 'connect');
+  const result = await exchange(s, DEFAULT_SEEDS.client, option('bytes', 1 << 20)!);
+  s.end(); // everything arrived, so the far end has ours too (it held its last byte back)
+  await once(s, 'close');
+  print({ ok: true, role: 'unix', ...result });
+  process.exit(0);
+}
+
+/** Faces test/c/hostile-peer.c: report how the channel ended and the CPU used meanwhile. */
+async function hostile(): Promise<void> {
+  const s = connect({ peer: Number(args[0]), path: args[1] ?? '', timeout: 60_000 });
+  let cpu = process.cpuUsage();
+  let since = performance.now();
+  let received = 0;
+  let connected = false;
+  s.on('connect', () => {
+    connected = true;
+    [cpu, since] = [process.cpuUsage(), performance.now()];
+    print({ event: 'open' });
+  });
+  s.on('data', (d: Buffer) => (received += d.length));
+  // A little writing keeps our writer reading the counters the peer scribbles on.
+  const writer = setInterval(() => connected && !s.destroyed && s.write(Buffer.alloc(100, 0x5a)), 50);
+  const giveUp = new Promise<[string, unknown]>((r) => setTimeout(() => r(['still-open', undefined]), Number(args[2] ?? 10_000)));
+  const [event, e] = await Promise.race([first(s, ['end', 'error']), giveUp]);
+  const error = e as (Error & { code?: string }) | undefined;
+  const outcome = { outcome: event, code: error?.code, message: error?.message };
+  clearInterval(writer);
+  const used = process.cpuUsage(cpu);
+  const wallMs = performance.now() - since;
+  s.destroy();
+  print({ ok: true, ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000 });
+  process.exit(0);
+}
+
+const run: Record<string, () => Promise<void>> = {
+  server: () => (args.includes('hold') ? hold('server') : both('server')),
+  client: () => (args.includes('hold') ? hold('client') : both('client')),
+  unix,
+  hostile,
+};
+const main = run[cmd];
+if (!main) {
+  print({ ok: false, error: `unknown command ${cmd}` });
+  process.exit(2);
+}
+main().catch((e: Error & { code?: string }) => {
+  print({ ok: false, error: e.message, code: e.code });
+  process.exit(1);
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# npm run test:xen: builds the images (build.sh), boots Debian's Xen 4.17 and
+# kernel in QEMU (TCG: no KVM needed), runs guest/scenarios.sh in dom0 and
+# exits 0 only if every scenario passed. On failure it prints the failing
+# scenarios' logs. Needs root on a Debian 12 machine (apt for QEMU).
+#   XEN_TEST_TIMEOUT  seconds before QEMU is killed (default 1500)
+#   XEN_TEST_VERBOSE=1  copy the whole console to stderr as it runs
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${XEN_TEST_CACHE:-$REPO/.cache/xen}
+export XEN_TEST_CACHE=$CACHE
+LOG=$CACHE/console.log
+say() { echo "xen-test: $*" >&2; }
+
+t0=$SECONDS
+bash "$HERE/build.sh" || { say "building the images failed"; exit 1; }
+say "images built in $((SECONDS - t0)) s"
+
+B=$CACHE/boot
+# Xen on the serial port; dom0 (512 MB is plenty for busybox and node) and one
+# 512 MB domU. Multiboot modules: the kernel with its command line, the ramdisk.
+QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 2048
+  -display none -no-reboot -monitor none -serial "file:$LOG"
+  -kernel "$B/xen" -append "dom0_mem=1024M,max:1024M console=com1 com1=115200,8n1 loglvl=warning guest_loglvl=warning noreboot"
+  -initrd "$B/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init quiet,$B/dom0.cpio.gz"
+  -virtfs "local,path=$CACHE/stage,mount_tag=stage,security_model=none,id=stage")
+: >"$LOG"
+t1=$SECONDS
+timeout -k 10 "${XEN_TEST_TIMEOUT:-1500}" "${QEMU[@]}" &
+qemu=$!
+# Progress lines as they come; the whole console with XEN_TEST_VERBOSE=1.
+if [ "${XEN_TEST_VERBOSE:-0}" = 1 ]; then tail -n +1 -F "$LOG" --pid=$qemu >&2 &
+else tail -n +1 -F "$LOG" --pid=$qemu 2>/dev/null | grep --line-buffered -a -E '^(XEN-TEST|DOMU-UP|SCENARIO)' >&2 & fi
+wait $qemu
+qrc=$?
+sleep 0.5
+secs=$((SECONDS - t1))
+rc=$(grep -a '^XEN-TEST-EXIT' "$LOG" | tail -1 | tr -dc '0-9 ' | awk '{print $1}')
+if [ -z "$rc" ]; then
+  [ $qrc = 124 ] || [ $qrc = 137 ] && say "timed out after ${XEN_TEST_TIMEOUT:-1500} s" || say "QEMU exited ($qrc) without a result"
+  say "last console lines ($LOG):"; tail -n 40 "$LOG" >&2
+  rc=1
+fi
+for f in $(grep -a '^SCENARIO .* FAIL' "$LOG" | awk '{print $2}'); do
+  say "---- $f ----"; cat "$CACHE/stage/results/$f.log" >&2
+done
+say "boot to dom0 ready: $(grep -a '^XEN-TEST-READY' "$LOG" | awk '{print $2}') s of dom0 uptime; QEMU ran $secs s; exit $rc"
+exit "$rc"
