@@ -13,6 +13,7 @@ import { GrantTables } from './grants.js';
 import { Domain } from './domains.js';
 import { PagePool } from './pages.js';
 import { Session } from './session.js';
+import { EventSlots } from './slots.js';
 import { Kind } from './wire.js';
 import { serveControl } from './control.js';
 
@@ -26,6 +27,8 @@ export interface BrokerOptions {
 }
 
 const MAX_DOMID = 0x7fef;
+/** Bound ports on the whole host (a 1 MiB sparse file of state words). */
+const MAX_SLOTS = 1 << 18;
 
 /** One emulated Xen host: domains, grants, event channels and xenstore. */
 export class Broker implements ConnectionHost {
@@ -33,6 +36,7 @@ export class Broker implements ConnectionHost {
   readonly pool: PagePool;
   readonly events: EventChannels;
   readonly grants: GrantTables;
+  readonly slots: EventSlots;
   private readonly domains = new Map<number, Domain>();
   private readonly peers = new Set<Peer>();
   private readonly devices = new Map<number, Device>();
@@ -46,12 +50,20 @@ export class Broker implements ConnectionHost {
   constructor(readonly options: BrokerOptions) {
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     this.pool = new PagePool(options.dir, options.maxPages ?? 1 << 20);
-    this.events = new EventChannels((d) => this.domains.get(d)?.alive ?? false);
+    this.slots = new EventSlots(this.pool.path.replace(/\.pages$/, '.events'), MAX_SLOTS);
+    this.events = new EventChannels((d) => this.domains.get(d)?.alive ?? false, this.slots);
+    // evtchn FIFOs (made by the preloads); any left by a killed broker go
+    rmSync(this.fifoDir, { recursive: true, force: true });
+    mkdirSync(this.fifoDir, { mode: 0o700 });
     this.grants = new GrantTables(this.pool, this.events, {
       gntallocLimit: options.gntallocLimit ?? 1024,
       maxRefs: 32768,
     });
     this.stopped = new Promise((r) => (this.resolveStopped = r));
+  }
+
+  get fifoDir(): string {
+    return join(this.options.dir, 'evtchn');
   }
 
   get controlPath(): string {
@@ -88,6 +100,8 @@ export class Broker implements ConnectionHost {
     for (const d of this.domains.values()) d.close();
     this.xenstored.close();
     this.pool.close();
+    this.slots.close();
+    rmSync(this.fifoDir, { recursive: true, force: true });
     this.resolveStopped();
   }
 
@@ -156,7 +170,7 @@ export class Broker implements ConnectionHost {
     return new Session(this.nextId++, domid, pid, (id) => this.devices.get(id));
   }
 
-  newDevice(domid: number, kind: number, socket: Socket): Device {
+  newDevice(domid: number, kind: number): Device {
     const id = this.nextId++;
     switch (kind) {
       case Kind.GNTALLOC:
@@ -164,7 +178,7 @@ export class Broker implements ConnectionHost {
       case Kind.GNTDEV:
         return new GntdevDevice(id, domid, this.grants, this.events);
       case Kind.EVTCHN:
-        return new EvtchnDevice(id, domid, this.events, socket);
+        return new EvtchnDevice(id, domid, this.events, join(this.fifoDir, String(id)));
       default:
         fail('ENODEV');
     }
@@ -185,10 +199,11 @@ export class Broker implements ConnectionHost {
     }
   }
 
+  /** Session id, then the page file and the event slot file, NUL-separated. */
   helloPayload(session: Session): Buffer {
     const id = Buffer.alloc(4);
     id.writeUInt32LE(session.id);
-    return Buffer.concat([id, Buffer.from(this.pool.path)]);
+    return Buffer.concat([id, Buffer.from(`${this.pool.path}\0${this.slots.path}`)]);
   }
 
   // ---- status ----

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Device } from './device.js';
 import { errnoOf } from './errno.js';
-import { EvtchnDevice } from './evtchn.js';
 import { Session } from './session.js';
 import { Kind, Op, RequestReader, reply } from './wire.js';
 
@@ -12,7 +11,7 @@ export type Peer =
 
 export interface ConnectionHost {
   newSession(domid: number, pid: number): Session;
-  newDevice(domid: number, kind: number, socket: Socket): Device;
+  newDevice(domid: number, kind: number): Device;
   /** The connection ended; release what it held (idempotent). */
   dropped(peer: Peer): void;
   registered(peer: Peer): void;
@@ -31,10 +30,7 @@ export function serveConnection(host: ConnectionHost, domid: number, socket: Soc
     if (peer) host.dropped(peer);
   });
   socket.on('data', (chunk: Buffer) => {
-    if (peer?.type === 'device') {
-      if (peer.device instanceof EvtchnDevice) peer.device.written(chunk);
-      return;
-    }
+    if (peer?.type === 'device') return; // a device socket only lives; it carries nothing more
     let reqs;
     try {
       reqs = reader.push(chunk);
@@ -44,8 +40,7 @@ export function serveConnection(host: ConnectionHost, domid: number, socket: Soc
     }
     for (const req of reqs) {
       if (peer?.type === 'session') {
-        const out = peer.session.handle(req);
-        if (out) socket.write(out);
+        socket.write(peer.session.handle(req));
       } else if (req.op === Op.HELLO) {
         const session = host.newSession(domid, req.arg);
         peer = { type: 'session', session, socket };
@@ -54,17 +49,14 @@ export function serveConnection(host: ConnectionHost, domid: number, socket: Soc
       } else if (req.op === Op.OPEN_DEV && Object.values(Kind).includes(req.arg as never)) {
         let device: Device;
         try {
-          device = host.newDevice(domid, req.arg, socket);
+          device = host.newDevice(domid, req.arg);
         } catch (e) {
           socket.end(reply(errnoOf(e)));
           return;
         }
         peer = { type: 'device', device, pid: req.dev, socket };
         host.registered(peer);
-        socket.write(reply(device.id));
-        // Anything after OPEN_DEV on an evtchn socket is unmask traffic.
-        const rest = reader.takeRest();
-        if (rest.length && device instanceof EvtchnDevice) device.written(rest);
+        socket.write(reply(device.id, device.openPayload?.()));
         return;
       } else {
         socket.destroy();

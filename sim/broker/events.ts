@@ -1,9 +1,21 @@
 import { fail } from './errno.js';
+import type { EventSlots, Slot } from './slots.js';
 
-/** Where a port's events go: an open /dev/xen/evtchn (its data socket). */
+/** Where a port's events go: an open /dev/xen/evtchn (its FIFO). */
 export interface EventSink {
   readonly domid: number;
+  readonly id: number;
+  /** Where notifiers write this sink's ports. */
+  readonly fifoPath: string;
+  /** Wakes the owner's preload for a port the broker raised. */
   deliver(port: number): void;
+}
+
+/** What a notifier needs to fire the remote end itself. */
+export interface Target {
+  port: number;
+  slot: Slot;
+  sink: EventSink;
 }
 
 /** One event channel end, numbered within its domain. */
@@ -16,8 +28,8 @@ export class Port {
   owner: EventSink | null = null;
   /** The owner's binding plus unmap notifications that will send on it. */
   refs = 0;
-  masked = false;
-  pending = false;
+  /** The shared state word (mask and pending bits) while the port has an owner. */
+  slot: Slot | null = null;
   constructor(
     readonly domid: number,
     readonly port: number,
@@ -29,15 +41,21 @@ const FIRST_PORT = 1;
 
 /**
  * Event channels of every domain with Xen's and Linux's rules: an unbound
- * port is offered to one remote domain; binding closes the pair; a fired
- * port is masked until its owner writes it back; a closed end leaves the
- * other end unbound, where sends are dropped silently.
+ * port is offered to one remote domain; binding closes the pair; a closed
+ * end leaves the other end unbound, where sends are dropped silently.
+ *
+ * The broker owns the bindings; the mask rule (a fired port is delivered
+ * once and stays masked until its owner writes it back, with one pending bit
+ * meanwhile) runs in the processes, on the shared slot words: notifiers fire
+ * the remote port themselves, and what the broker fires goes through the
+ * owner's preload.
  */
 export class EventChannels {
   private readonly domains = new Map<number, Map<number, Port>>();
 
   constructor(
     private readonly domainExists: (domid: number) => boolean,
+    private readonly slots: EventSlots,
     private readonly maxPorts = 4096,
   ) {}
 
@@ -61,10 +79,10 @@ export class EventChannels {
     if (!r || r.state !== 'unbound' || r.remoteDomid !== sink.domid)
       fail('EINVAL', `port ${remotePort} of domain ${remoteDomid} is not offered to domain ${sink.domid}`);
     const p = this.allocate(sink.domid);
+    this.attach(p, sink);
     p.state = r.state = 'interdomain';
     p.peer = r;
     r.peer = p;
-    this.attach(p, sink);
     return p.port;
   }
 
@@ -77,8 +95,23 @@ export class EventChannels {
   unbind(sink: EventSink, port: number): void {
     const p = this.owned(sink, port);
     if (!p) fail('ENOTCONN', `port ${port} is not bound here`);
-    p.owner = null;
+    this.detach(p);
     this.put(p);
+  }
+
+  /** For a notifier: the remote end to fire, or null when this end is unbound. */
+  target(sink: EventSink, port: number): Target | null {
+    const p = this.owned(sink, port);
+    if (!p) fail('ENOTCONN', `port ${port} is not bound here`);
+    const r = p.state === 'interdomain' ? p.peer : null;
+    return r?.owner && r.slot ? { port: r.port, slot: r.slot, sink: r.owner } : null;
+  }
+
+  /** The slot of a port bound to this sink (told to its preload at bind). */
+  slotOf(sink: EventSink, port: number): Slot {
+    const p = this.owned(sink, port);
+    if (!p?.slot) fail('ENOTCONN', `port ${port} is not bound here`);
+    return p.slot;
   }
 
   notify(sink: EventSink, port: number): void {
@@ -90,17 +123,6 @@ export class EventChannels {
   /** EVTCHNOP_send: an unbound end drops the event. */
   send(p: Port): void {
     if (p.state === 'interdomain' && p.peer) this.fire(p.peer);
-  }
-
-  /** The owner wrote the port back to its evtchn fd. */
-  unmask(sink: EventSink, port: number): void {
-    const p = this.owned(sink, port);
-    if (!p || !p.masked) return;
-    p.masked = false;
-    if (p.pending) {
-      p.pending = false;
-      this.fire(p);
-    }
   }
 
   /** Takes a reference for an unmap notification (the kernel's evtchn_get). */
@@ -127,7 +149,7 @@ export class EventChannels {
     const ports = this.domains.get(domid);
     if (!ports) return;
     for (const p of [...ports.values()]) {
-      p.owner = null;
+      this.detach(p);
       p.refs = 1;
       this.put(p);
     }
@@ -135,18 +157,24 @@ export class EventChannels {
   }
 
   private fire(p: Port): void {
-    if (!p.owner) return;
-    if (p.masked) {
-      p.pending = true;
-      return;
-    }
-    p.masked = true;
-    p.owner.deliver(p.port);
+    if (p.owner && p.slot && this.slots.raise(p.slot)) p.owner.deliver(p.port);
   }
 
   private attach(p: Port, sink: EventSink): void {
+    try {
+      p.slot = this.slots.alloc();
+    } catch (e) {
+      this.domains.get(p.domid)?.delete(p.port);
+      throw e;
+    }
     p.owner = sink;
     p.refs++;
+  }
+
+  private detach(p: Port): void {
+    if (p.slot) this.slots.release(p.slot);
+    p.slot = null;
+    p.owner = null;
   }
 
   private allocate(domid: number): Port {

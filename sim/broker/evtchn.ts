@@ -1,42 +1,50 @@
-import type { Socket } from 'node:net';
+import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs';
 import type { Device, IoctlResult } from './device.js';
 import { need } from './device.js';
 import type { EventChannels, EventSink } from './events.js';
 import { fail } from './errno.js';
-import { Ioctl, Kind } from './wire.js';
+import type { Slot } from './slots.js';
+import { FROM_BROKER, Ioctl, Kind } from './wire.js';
 
 /** Xen's first reserved domid (DOMID_FIRST_RESERVED). */
 const DOMID_FIRST_RESERVED = 0x7ff0;
 
 /**
- * An open /dev/xen/evtchn. Its socket is the fd the program holds: fired
- * ports are written to it as u32s, and ports written back unmask them.
+ * An open /dev/xen/evtchn. The fd the program holds is a FIFO its preload
+ * made at `fifoPath`: notifiers in other processes write fired ports into it
+ * directly; the broker writes a FROM_BROKER wake-up for a port it raised.
+ * The device socket only says how long the open lives.
  */
 export class EvtchnDevice implements Device, EventSink {
   readonly kind = Kind.EVTCHN;
   private readonly ports = new Set<number>();
   private restrict: number | null = null;
-  private partial = Buffer.alloc(0);
+  private fifo: number | null = null;
+  private closed = false;
+  private readonly record = Buffer.alloc(4);
 
   constructor(
     readonly id: number,
     readonly domid: number,
     private readonly events: EventChannels,
-    private readonly socket: Socket,
+    readonly fifoPath: string,
   ) {}
 
   deliver(port: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(port);
-    if (!this.socket.destroyed) this.socket.write(b);
+    if (this.closed) return;
+    try {
+      // Opened read-write, as the notifiers do: no SIGPIPE, never blocks.
+      this.fifo ??= openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
+      this.record.writeUInt32LE((port | FROM_BROKER) >>> 0);
+      writeSync(this.fifo, this.record);
+    } catch {
+      /* no FIFO (the process is going) or it is full: the event is lost, as on a ring overflow */
+    }
   }
 
-  /** Bytes the program wrote to its fd: ports to unmask. */
-  written(data: Buffer): void {
-    const all = this.partial.length ? Buffer.concat([this.partial, data]) : data;
-    const whole = all.length & ~3;
-    for (let i = 0; i < whole; i += 4) this.events.unmask(this, all.readUInt32LE(i));
-    this.partial = Buffer.from(all.subarray(whole));
+  /** OPEN_DEV's reply payload: where the preload makes the FIFO. */
+  openPayload(): Buffer {
+    return Buffer.from(this.fifoPath);
   }
 
   ioctl(cmd: number, arg: Buffer): IoctlResult {
@@ -64,7 +72,7 @@ export class EvtchnDevice implements Device, EventSink {
         this.events.notify(this, arg.readUInt32LE(0));
         return { result: 0 };
       case Ioctl.EVTCHN_RESET:
-        return { result: 0 }; // resets the kernel's event ring; the socket has none to reset
+        return { result: 0 }; // resets the kernel's event ring; the FIFO has none to reset
       case Ioctl.EVTCHN_RESTRICT_DOMID: {
         need(arg, 2);
         if (this.restrict !== null) fail('EACCES', 'evtchn fd is already restricted');
@@ -78,17 +86,43 @@ export class EvtchnDevice implements Device, EventSink {
     }
   }
 
+  /** TARGET: the remote end of `port`, for the preload to fire itself. */
+  target(port: number): Buffer | null {
+    const t = this.events.target(this, port);
+    if (!t) return null;
+    const path = Buffer.from(t.sink.fifoPath);
+    const out = Buffer.alloc(16 + path.length);
+    out.writeUInt32LE(t.port, 0);
+    out.writeUInt32LE(t.slot.index, 4);
+    out.writeUInt32LE(t.slot.gen, 8);
+    out.writeUInt32LE(t.sink.id, 12);
+    path.copy(out, 16);
+    return out;
+  }
+
   close(): void {
     for (const port of this.ports) if (this.events.owned(this, port)) this.events.unbind(this, port);
     this.ports.clear();
+    this.closed = true;
+    if (this.fifo !== null) closeSync(this.fifo);
+    this.fifo = null;
+    rmSync(this.fifoPath, { force: true });
   }
 
   describe(): Record<string, number> {
     return { ports: this.ports.size };
   }
 
+  /** A bind's reply: the port, and its slot for the owner's unmask. */
   private bound(port: number): IoctlResult {
     this.ports.add(port);
-    return { result: port };
+    return { result: port, out: slotBytes(this.events.slotOf(this, port)) };
   }
+}
+
+function slotBytes(s: Slot): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt32LE(s.index, 0);
+  b.writeUInt32LE(s.gen, 4);
+  return b;
 }

@@ -86,10 +86,10 @@ export class PagePool {
   }
 }
 
-/** Page files of brokers that were killed (nobody else removes them). */
+/** Page and event slot files of brokers that were killed (nobody else removes them). */
 function removeOrphans(dir: string): void {
   for (const name of readdirSync(dir)) {
-    const m = /^xensim-(\d+)-[0-9a-f]+\.pages$/.exec(name);
+    const m = /^xensim-(\d+)-[0-9a-f]+\.(pages|events)$/.exec(name);
     if (!m) continue;
     const path = join(dir, name);
     try {

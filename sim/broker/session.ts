@@ -1,6 +1,7 @@
 import type { Device, Mapping } from './device.js';
 import { errnoOf, fail, SimErrno } from './errno.js';
-import { Ioctl, Op, PAGE_SIZE, reply, type Request } from './wire.js';
+import { EvtchnDevice } from './evtchn.js';
+import { Op, PAGE_SIZE, reply, type Request } from './wire.js';
 
 interface Vma {
   mapping: Mapping;
@@ -34,19 +35,7 @@ export class Session {
     return this.vmas.size;
   }
 
-  /** Returns the reply, or null for a request that has none. */
-  handle(req: Request): Buffer | null {
-    if (req.op === Op.NOTIFY) {
-      // The preload saw the port bound; if that changed meanwhile, drop it.
-      const ioctl = Buffer.alloc(4);
-      ioctl.writeUInt32LE(req.arg >>> 0);
-      try {
-        this.device(req.dev).ioctl(Ioctl.EVTCHN_NOTIFY, ioctl);
-      } catch {
-        /* no one to tell */
-      }
-      return null;
-    }
+  handle(req: Request): Buffer {
     try {
       switch (req.op) {
         case Op.IOCTL: {
@@ -58,6 +47,13 @@ export class Session {
         case Op.UNMAP:
           this.unmap(req.arg, req.payload.readUInt32LE(0), req.payload.readUInt32LE(4));
           return reply(0);
+        case Op.TARGET: {
+          // 0 and where to fire, or 1: this end is unbound, sends are dropped
+          const dev = this.device(req.dev);
+          if (!(dev instanceof EvtchnDevice)) fail('ENOTTY');
+          const t = dev.target(req.arg >>> 0);
+          return t ? reply(0, t) : reply(1);
+        }
         default:
           fail('EINVAL', `unknown request ${req.op}`);
       }

@@ -1,7 +1,7 @@
 // Messages between libxensim.so and the broker; sim/preload/wire.h holds the
 // same numbers. Little-endian.
 
-export const Op = { HELLO: 1, OPEN_DEV: 2, IOCTL: 3, MMAP: 4, UNMAP: 5, NOTIFY: 6 } as const;
+export const Op = { HELLO: 1, OPEN_DEV: 2, IOCTL: 3, MMAP: 4, UNMAP: 5, TARGET: 7 } as const;
 export const Kind = { GNTALLOC: 1, GNTDEV: 2, EVTCHN: 3 } as const;
 export type DeviceKind = (typeof Kind)[keyof typeof Kind];
 
@@ -23,6 +23,14 @@ export const Ioctl = {
 export const UNMAP_NOTIFY_CLEAR_BYTE = 1;
 export const UNMAP_NOTIFY_SEND_EVENT = 2;
 export const PAGE_SIZE = 4096;
+
+/** The broker's wake-up for a port it raised, written to the owner's evtchn
+ * FIFO: the owner's preload applies the mask rule before the program sees it. */
+export const FROM_BROKER = 0x80000000;
+/** An event slot: u32 state (gen << SLOT_GEN_SHIFT | pending << 1 | masked), u32 raised. */
+export const SLOT_BYTES = 8;
+export const SLOT_GEN_SHIFT = 2;
+export const SLOT_MASKED = 1;
 
 export interface Request {
   op: number;
@@ -57,12 +65,6 @@ export class RequestReader {
     return out;
   }
 
-  /** Bytes that arrived after the requests (an evtchn socket's unmask stream). */
-  takeRest(): Buffer {
-    const rest = this.buf;
-    this.buf = Buffer.alloc(0);
-    return rest;
-  }
 }
 
 export function reply(result: number, payload?: Buffer): Buffer {

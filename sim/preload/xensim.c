@@ -27,33 +27,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "wire.h"
-
-#define PAGE 4096u
-#define EXPORT __attribute__((visibility("default")))
-
-/* ioctl numbers and layouts: Linux include/uapi/xen/{gntalloc,gntdev,evtchn}.h */
-#define GNTALLOC_ALLOC_GREF 0x00184705ul
-#define GNTALLOC_DEALLOC_GREF 0x00104706ul
-#define GNT_SET_UNMAP_NOTIFY 0x00104707ul /* same number on gntalloc and gntdev */
-#define GNTDEV_MAP_GRANT_REF 0x00184700ul
-#define GNTDEV_UNMAP_GRANT_REF 0x00104701ul
-#define GNTDEV_GET_OFFSET_FOR_VADDR 0x00184702ul
-#define GNTDEV_SET_MAX_GRANTS 0x00044703ul
-#define EVTCHN_BIND_VIRQ 0x00044500ul
-#define EVTCHN_BIND_INTERDOMAIN 0x00084501ul
-#define EVTCHN_BIND_UNBOUND_PORT 0x00044502ul
-#define EVTCHN_UNBIND 0x00044503ul
-#define EVTCHN_NOTIFY 0x00044504ul
-#define EVTCHN_RESET 0x00004505ul
-#define EVTCHN_RESTRICT_DOMID 0x00024506ul
+#include "xensim.h"
 
 #define K_PRIVCMD 10 /* answered locally: every hypercall is refused */
 
 /* Largest batch a single ioctl may carry; the kernel would fail a kmalloc. */
 #define MAX_BATCH (1u << 20)
 
-static int (*real_open)(const char *, int, ...);
+int (*real_open)(const char *, int, ...);
 static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
@@ -61,20 +42,13 @@ static int (*real___open_2)(const char *, int);
 static int (*real___open64_2)(const char *, int);
 static int (*real___openat_2)(int, const char *, int);
 static int (*real___openat64_2)(int, const char *, int);
-static int (*real_close)(int);
+int (*real_close)(int);
+ssize_t (*real_read)(int, void *, size_t);
+ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_ioctl)(int, unsigned long, ...);
-static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
+void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 static void *(*real_mmap64)(void *, size_t, int, int, int, off_t);
 static int (*real_munmap)(void *, size_t);
-
-struct devfd {
-  int fd, kind;
-  uint32_t dev;
-  dev_t st_dev; /* identity of the socket, so a stale entry never matches */
-  ino_t st_ino;
-  uint32_t *ports; /* evtchn: ports bound through this fd, so NOTIFY needs no reply */
-  size_t nports, capports;
-};
 
 struct vma {
   uintptr_t addr;
@@ -84,13 +58,14 @@ struct vma {
   uint8_t *alive; /* per page: still mapped */
 };
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static const char *g_sock_path; /* NULL: inert */
+const char *g_sock_path; /* NULL: inert */
 static int g_sess = -1, g_shm = -1, g_domid = -1;
 static pid_t g_sess_pid;
-static struct devfd *g_fds;
-static size_t g_nfds, g_capfds;
+struct devfd *g_fds;
+size_t g_nfds;
+static size_t g_capfds;
 static struct vma *g_vmas;
 static size_t g_nvmas, g_capvmas;
 static volatile size_t g_nvmas_hint; /* read without the lock on the munmap fast path */
@@ -98,7 +73,7 @@ static volatile size_t g_nvmas_hint; /* read without the lock on the munmap fast
 static void resolve(void) {
 #define R(name) real_##name = dlsym(RTLD_NEXT, #name)
   R(open); R(open64); R(openat); R(openat64); R(__open_2); R(__open64_2);
-  R(__openat_2); R(__openat64_2); R(close); R(ioctl); R(mmap); R(mmap64); R(munmap);
+  R(__openat_2); R(__openat64_2); R(close); R(ioctl); R(mmap); R(mmap64); R(munmap); R(read); R(write);
 #undef R
   const char *s = getenv("XENSIM_SOCKET");
   g_sock_path = (s && *s) ? s : NULL;
@@ -122,7 +97,7 @@ __attribute__((constructor)) static void xensim_init(void) {
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-static inline void init(void) { pthread_once(&g_once, resolve); }
+void init(void) { pthread_once(&g_once, resolve); }
 
 /* ---- small I/O helpers (caller holds g_lock where the socket is shared) ---- */
 
@@ -163,7 +138,7 @@ static int read_full(int fd, void *buf, size_t n) {
 
 /* A request/reply on fd. Returns the broker's result (>= 0) or -errno; a
  * lost broker reads as EIO. */
-static int32_t call_on(int fd, uint32_t op, uint32_t dev, uint32_t arg, const void *in,
+int32_t call_on(int fd, uint32_t op, uint32_t dev, uint32_t arg, const void *in,
                        uint32_t inlen, void *out, uint32_t outmax, uint32_t *outlen) {
   struct xsim_req rq = {op, dev, inlen, arg};
   struct iovec iov[2] = {{&rq, sizeof rq}, {(void *)in, inlen}};
@@ -175,7 +150,7 @@ static int32_t call_on(int fd, uint32_t op, uint32_t dev, uint32_t arg, const vo
   return rp.result;
 }
 
-static int connect_broker(void) {
+int connect_broker(void) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
   if (strlen(g_sock_path) >= sizeof a.sun_path) return -ENAMETOOLONG;
   strcpy(a.sun_path, g_sock_path);
@@ -189,7 +164,7 @@ static int connect_broker(void) {
 }
 
 /* Keep our private fds out of the way of programs that count on low numbers. */
-static int hide_fd(int fd) {
+int hide_fd(int fd) {
   struct rlimit rl;
   long floor = 900;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur * 3 / 4 < floor)
@@ -201,7 +176,7 @@ static int hide_fd(int fd) {
 }
 
 /* Session: one per process, opened on first use (again after fork). */
-static int ensure_session(void) {
+int ensure_session(void) {
   if (g_sess >= 0 && g_sess_pid == getpid()) return 0;
   if (g_sess >= 0) real_close(g_sess);
   if (g_shm >= 0) real_close(g_shm);
@@ -217,11 +192,13 @@ static int ensure_session(void) {
     return r < 0 ? r : -EIO;
   }
   buf[n] = 0;
-  int m = real_open(buf + 4, O_RDWR | O_CLOEXEC);
+  const char *slots = memchr(buf + 4, 0, n - 4) ? buf + 4 + strlen(buf + 4) + 1 : NULL;
+  int e = slots && slots < buf + n ? evtchn_map_slots(slots) : -EIO;
+  int m = e < 0 ? -1 : real_open(buf + 4, O_RDWR | O_CLOEXEC);
   if (m < 0) {
-    int e = errno;
+    if (e == 0) e = -errno;
     real_close(s);
-    return -e;
+    return e;
   }
   g_shm = hide_fd(m);
   g_sess = s;
@@ -230,7 +207,7 @@ static int ensure_session(void) {
   return 0;
 }
 
-static int32_t call(uint32_t op, uint32_t dev, uint32_t arg, const void *in, uint32_t inlen,
+int32_t call(uint32_t op, uint32_t dev, uint32_t arg, const void *in, uint32_t inlen,
                     void *out, uint32_t outmax, uint32_t *outlen) {
   int e = ensure_session();
   if (e < 0) return e;
@@ -239,20 +216,25 @@ static int32_t call(uint32_t op, uint32_t dev, uint32_t arg, const void *in, uin
 
 /* ---- tables ---- */
 
+/* Forgets a table entry (which the next one may take the place of). */
+static void drop_fd(struct devfd *d) {
+  if (d->kind == XSIM_EVTCHN) evtchn_forget(d);
+  *d = g_fds[--g_nfds];
+}
+
 static struct devfd *find_fd(int fd) {
   for (size_t i = 0; i < g_nfds; i++) {
     if (g_fds[i].fd != fd) continue;
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_dev == g_fds[i].st_dev && st.st_ino == g_fds[i].st_ino)
       return &g_fds[i];
-    free(g_fds[i].ports);
-    g_fds[i] = g_fds[--g_nfds]; /* closed behind our back: forget it */
+    drop_fd(&g_fds[i]); /* closed behind our back: forget it */
     return NULL;
   }
   return NULL;
 }
 
-static int add_fd(int fd, int kind, uint32_t dev) {
+int add_fd(int fd, int kind, uint32_t dev, int life) {
   struct stat st;
   if (fstat(fd, &st) < 0) return -errno;
   if (g_nfds == g_capfds) {
@@ -262,12 +244,10 @@ static int add_fd(int fd, int kind, uint32_t dev) {
     g_fds = p;
     g_capfds = cap;
   }
-  for (size_t i = 0; i < g_nfds; i++)
-    if (g_fds[i].fd == fd) {
-      free(g_fds[i].ports);
-      g_fds[i] = g_fds[--g_nfds];
-    }
-  g_fds[g_nfds++] = (struct devfd){fd, kind, dev, st.st_dev, st.st_ino, NULL, 0, 0};
+  for (size_t i = 0; i < g_nfds;)
+    if (g_fds[i].fd == fd) drop_fd(&g_fds[i]);
+    else i++;
+  g_fds[g_nfds++] = (struct devfd){fd, kind, dev, st.st_dev, st.st_ino, life, NULL, 0, 0};
   return 0;
 }
 
@@ -342,7 +322,7 @@ static int sim_open(int kind, int flags) {
     int fd = real_open("/dev/null", O_RDWR | (flags & O_CLOEXEC));
     if (fd < 0) return -1;
     pthread_mutex_lock(&g_lock);
-    int e = add_fd(fd, K_PRIVCMD, 0);
+    int e = add_fd(fd, K_PRIVCMD, 0, -1);
     pthread_mutex_unlock(&g_lock);
     if (e < 0) {
       real_close(fd);
@@ -355,8 +335,13 @@ static int sim_open(int kind, int flags) {
   int e = ensure_session(); /* the broker must know this process before its devices */
   int s = e < 0 ? e : connect_broker();
   if (s >= 0) {
-    int32_t r = call_on(s, XSIM_OPEN_DEV, (uint32_t)getpid(), (uint32_t)kind, NULL, 0, NULL, 0, NULL);
-    if (r < 0 || (e = add_fd(s, kind, (uint32_t)r)) < 0) {
+    char fifo[4096];
+    uint32_t n = 0;
+    int32_t r = call_on(s, XSIM_OPEN_DEV, (uint32_t)getpid(), (uint32_t)kind, NULL, 0, fifo, sizeof fifo - 1, &n);
+    fifo[n] = 0;
+    if (r >= 0 && kind == XSIM_EVTCHN) {
+      s = evtchn_open(s, (uint32_t)r, fifo, flags); /* the program gets the FIFO; s lives on in the table */
+    } else if (r < 0 || (e = add_fd(s, kind, (uint32_t)r, -1)) < 0) {
       real_close(s);
       s = r < 0 ? r : e;
     }
@@ -366,6 +351,7 @@ static int sim_open(int kind, int flags) {
     errno = -s;
     return -1;
   }
+  if (kind == XSIM_EVTCHN) return s;
   if (!(flags & O_CLOEXEC)) fcntl(s, F_SETFD, 0);
   if (flags & O_NONBLOCK) fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
   return s;
@@ -415,16 +401,13 @@ EXPORT int close(int fd) {
   init();
   if (!g_sock_path || fd < 0) return real_close(fd);
   pthread_mutex_lock(&g_lock);
-  if ((fd == g_sess || fd == g_shm) && g_sess_pid == getpid()) {
+  if (((fd == g_sess || fd == g_shm) && g_sess_pid == getpid()) || evtchn_hidden(fd)) {
     /* our private fds: a close-everything loop must not cut us off */
     pthread_mutex_unlock(&g_lock);
     return 0;
   }
   struct devfd *d = g_nfds ? find_fd(fd) : NULL;
-  if (d) {
-    free(d->ports);
-    *d = g_fds[--g_nfds];
-  }
+  if (d) drop_fd(d);
   /* The broker releases the device when the socket's last reference goes,
    * which is the kernel's rule for a file shared by dup or fork. */
   int r = real_close(fd);
@@ -434,12 +417,12 @@ EXPORT int close(int fd) {
 
 /* ---- ioctl ---- */
 
-static int fail(int e) {
+int fail(int e) {
   errno = e;
   return -1;
 }
 
-static int result(int32_t r) { return r < 0 ? fail(-r) : r; }
+int result(int32_t r) { return r < 0 ? fail(-r) : r; }
 
 static int gnt_ioctl(struct devfd *d, unsigned long req, void *arg) {
   if (!arg && req != EVTCHN_RESET) return fail(EFAULT);
@@ -501,62 +484,6 @@ static int gnt_ioctl(struct devfd *d, unsigned long req, void *arg) {
   }
 }
 
-static ssize_t port_index(struct devfd *d, uint32_t port) {
-  for (size_t i = 0; i < d->nports; i++)
-    if (d->ports[i] == port) return (ssize_t)i;
-  return -1;
-}
-
-static void port_add(struct devfd *d, uint32_t port) {
-  if (d->nports == d->capports) {
-    size_t cap = d->capports ? d->capports * 2 : 8;
-    uint32_t *p = realloc(d->ports, cap * sizeof *p);
-    if (!p) return; /* then NOTIFY on it just takes the slow path */
-    d->ports = p;
-    d->capports = cap;
-  }
-  d->ports[d->nports++] = port;
-}
-
-static int evtchn_ioctl(struct devfd *d, unsigned long req, void *arg) {
-  switch (req) {
-  case EVTCHN_NOTIFY: {
-    /* The hot path of every ring transfer: a port we know is bound here is
-     * notified without waiting for the broker's answer. */
-    if (!arg) return fail(EFAULT);
-    uint32_t port;
-    memcpy(&port, arg, 4);
-    if (port_index(d, port) < 0 || ensure_session() < 0)
-      return result(call(XSIM_IOCTL, d->dev, (uint32_t)req, arg, 4, NULL, 0, NULL));
-    struct xsim_req rq = {XSIM_NOTIFY, d->dev, 0, port};
-    struct iovec iov = {&rq, sizeof rq};
-    return write_full(g_sess, &iov, 1) < 0 ? fail(EIO) : 0;
-  }
-  case EVTCHN_BIND_INTERDOMAIN:
-  case EVTCHN_BIND_UNBOUND_PORT:
-  case EVTCHN_UNBIND: {
-    if (!arg) return fail(EFAULT);
-    int32_t r = call(XSIM_IOCTL, d->dev, (uint32_t)req, arg, (uint32_t)_IOC_SIZE(req), NULL, 0, NULL);
-    if (r >= 0 && req != EVTCHN_UNBIND) port_add(d, (uint32_t)r);
-    if (r >= 0 && req == EVTCHN_UNBIND) {
-      uint32_t port;
-      memcpy(&port, arg, 4);
-      ssize_t i = port_index(d, port);
-      if (i >= 0) d->ports[i] = d->ports[--d->nports];
-    }
-    return result(r);
-  }
-  case EVTCHN_RESTRICT_DOMID:
-  case EVTCHN_RESET:
-    if (!arg && req != EVTCHN_RESET) return fail(EFAULT);
-    return result(call(XSIM_IOCTL, d->dev, (uint32_t)req, arg, (uint32_t)_IOC_SIZE(req), NULL, 0, NULL));
-  case EVTCHN_BIND_VIRQ:
-    return fail(EINVAL); /* no virtual IRQs in the emulator */
-  default:
-    return fail(ENOSYS);
-  }
-}
-
 EXPORT int ioctl(int fd, unsigned long req, ...) {
   va_list ap;
   va_start(ap, req);
@@ -565,10 +492,11 @@ EXPORT int ioctl(int fd, unsigned long req, ...) {
   init();
   if (!g_sock_path || fd < 0 || !g_nfds) return real_ioctl(fd, req, arg);
   pthread_mutex_lock(&g_lock);
-  struct devfd *d = find_fd(fd);
+  struct devfd *d = evtchn_fd(fd); /* the notify path: no fstat */
+  if (!d) d = find_fd(fd);
   int r;
   /* The VFS answers these for every file before any driver sees them
-   * (libuv sets O_NONBLOCK with FIONBIO): they go to our socket as is. */
+   * (libuv sets O_NONBLOCK with FIONBIO): they go to our file as is. */
   if (!d || req == FIONBIO || req == FIOCLEX || req == FIONCLEX || req == FIOASYNC) {
     pthread_mutex_unlock(&g_lock);
     return real_ioctl(fd, req, arg);

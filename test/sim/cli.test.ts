@@ -101,15 +101,17 @@ describe('xensim run', () => {
 });
 
 describe('xensim start / stop', () => {
-  it('stop ends the background broker and removes its sockets and page file', async () => {
+  it('stop ends the background broker and removes its sockets, FIFOs, page and event slot files', async () => {
     const other = await Sim.start();
     const s = await other.status();
-    const pagesBefore = readdirSync('/dev/shm').filter((f) => f.startsWith(`xensim-${s.pid}-`));
-    expect(pagesBefore).toHaveLength(1);
+    const shmBefore = readdirSync('/dev/shm').filter((f) => f.startsWith(`xensim-${s.pid}-`));
+    expect(shmBefore.map((f) => f.split('.').pop()).sort()).toEqual(['events', 'pages']);
     expect(existsSync(join(other.dir, 'ctl.sock'))).toBe(true);
+    expect(existsSync(join(other.dir, 'evtchn'))).toBe(true);
     await execFileP(process.execPath, [CLI, 'stop'], { env: other.env });
     expect(existsSync(join(other.dir, 'ctl.sock'))).toBe(false);
     expect(existsSync(join(other.dir, 'dom0.sock'))).toBe(false);
+    expect(existsSync(join(other.dir, 'evtchn'))).toBe(false);
     expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`xensim-${s.pid}-`))).toEqual([]);
     // gone, or a zombie waiting for whoever adopted it to reap it
     const state = () => (existsSync(`/proc/${s.pid}/stat`) ? readFileSync(`/proc/${s.pid}/stat`, 'utf8').split(') ')[1]![0] : 'gone');

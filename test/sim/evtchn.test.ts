@@ -1,4 +1,6 @@
 // Event channels through Debian's real libxenevtchn under the emulator.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { held, NOTHING_HELD, Probe, Sim } from './helpers.js';
 
@@ -89,5 +91,43 @@ describe('event channels', () => {
     await b2.ok(`bind 1 ${pa}`);
     await Promise.all([a.exit(), b2.exit()]);
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    expect(readdirSync(join(sim.dir, 'evtchn'))).toEqual([]); // and no FIFO
+  });
+
+  it('a notifier that knew the remote end finds the new one after the peer dies and another binds', async () => {
+    const a = await Probe.start(sim, 1);
+    const b = await Probe.start(sim, 2);
+    const [pa] = await a.ok('unbound 2');
+    const [pb] = await b.ok(`bind 1 ${pa}`);
+    await a.ok(`notify ${pa}`); // a now fires b's port directly
+    expect(await b.ok('wait 2000')).toEqual([pb]);
+    await b.kill('SIGKILL');
+    await sim.until((s) => s.ports === 1);
+    await a.ok(`notify ${pa}`); // unbound end: dropped
+    const b2 = await Probe.start(sim, 2);
+    const [pb2] = await b2.ok(`bind 1 ${pa}`);
+    await a.ok(`notify ${pa}`);
+    expect(await b2.ok('wait 2000')).toEqual([pb2]);
+    await b2.ok(`notify ${pb2}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    await Promise.all([a.exit(), b2.exit()]);
+    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+  });
+
+  it('many notifies while masked are one event; a notify after unmask is a new one', async () => {
+    const a = await Probe.start(sim, 1);
+    const b = await Probe.start(sim, 2);
+    const [pa] = await a.ok('unbound 2');
+    const [pb] = await b.ok(`bind 1 ${pa}`);
+    for (let i = 0; i < 50; i++) await b.ok(`notify ${pb}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    expect(await a.send('wait 100')).toBe('timeout');
+    await a.ok(`unmask ${pa}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]); // the one pending bit
+    await a.ok(`unmask ${pa}`);
+    expect(await a.send('wait 100')).toBe('timeout');
+    await b.ok(`notify ${pb}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    await Promise.all([a.exit(), b.exit()]);
   });
 });

@@ -147,6 +147,34 @@ describe('unmap notification', () => {
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
   });
 
+  it('one that fires while the port is masked is remembered, with a notify meanwhile as one event', async () => {
+    const { a, b, pa, pb } = await pair();
+    const [h, ref] = await a.ok('share 2 1 1');
+    const [m] = await b.ok(`mapnotify 1 ${ref} 20 ${pb}`);
+    await b.ok(`notify ${pb}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]); // now masked
+    await b.ok(`unmap ${m}`); // the broker fires pa
+    expect(await a.send('wait 100')).toBe('timeout'); // no wake-up while masked
+    await a.ok(`unmask ${pa}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]); // remembered
+    await a.ok(`unmask ${pa}`);
+    expect(await a.send('wait 100')).toBe('timeout'); // once
+    // masked again, then both a notify and the broker fire: one pending event
+    const [m2] = await b.ok(`mapnotify 1 ${ref} 20 ${pb}`);
+    await b.ok(`notify ${pb}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    await b.ok(`notify ${pb}`);
+    await b.ok(`unmap ${m2}`);
+    expect(await a.send('wait 100')).toBe('timeout');
+    await a.ok(`unmask ${pa}`);
+    expect(await a.ok('wait 2000')).toEqual([pa]);
+    await a.ok(`unmask ${pa}`);
+    expect(await a.send('wait 100')).toBe('timeout');
+    await a.ok(`unshare ${h}`);
+    await Promise.all([a.exit(), b.exit()]);
+    expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+  });
+
   it('an armed notification keeps its port open after unbind, until it has run', async () => {
     const { a, b, pa, pb } = await pair();
     const [h, ref] = await a.ok('share 2 1 1');

@@ -4,6 +4,7 @@
  * plain shared-memory copy (shm-copy.c).
  *
  *   vchan-bench server PEER PATH BYTES [CHUNK] [RING]   sends
+ *     RING is both ring sizes, or "READ,WRITE" (the server's left, right)
  *   vchan-bench client PEER PATH BYTES [CHUNK]          receives
  * Prints "<MB/s> MB/s <bytes> bytes <seconds> s" (MB = 10^6 bytes).
  */
@@ -26,10 +27,12 @@ int main(int argc, char **argv) {
   int server = !strcmp(argv[1], "server");
   long long total = atoll(argv[4]);
   size_t chunk = argc > 5 ? (size_t)atol(argv[5]) : 65536;
-  size_t ring = argc > 6 ? (size_t)atol(argv[6]) : 1 << 20;
+  size_t ring = argc > 6 ? (size_t)atol(argv[6]) : 1 << 20, rring = ring;
+  const char *comma = argc > 6 ? strchr(argv[6], ',') : NULL;
+  if (comma) ring = (size_t)atol(comma + 1); /* we send through the write ring */
   xentoollog_logger *log = (xentoollog_logger *)xtl_createlogger_stdiostream(stderr, XTL_CRITICAL, 0);
   struct libxenvchan *c = NULL;
-  if (server) c = libxenvchan_server_init(log, atoi(argv[2]), argv[3], ring, ring);
+  if (server) c = libxenvchan_server_init(log, atoi(argv[2]), argv[3], rring, ring);
   else
     for (int i = 0; !c && i < 20000; i++)
       if (!(c = libxenvchan_client_init(log, atoi(argv[2]), argv[3]))) usleep(500);
