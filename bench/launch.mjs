@@ -17,7 +17,7 @@ if (needed.some((f) => !existsSync(join(repo, f)))) {
 mkdirSync(cache, { recursive: true });
 // Inside the repo, so the bundled library finds binding.gyp (and the addon) above it.
 buildSync({
-  entryPoints: { main: join(repo, 'bench/main.ts'), peer: join(repo, 'bench/peer/main.ts') },
+  entryPoints: { main: join(repo, 'bench/main.ts'), peer: join(repo, 'bench/peer/main.ts'), micro: join(repo, 'bench/micro.ts') },
   outdir: cache,
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -27,5 +27,8 @@ buildSync({
   sourcemap: true,
   logLevel: 'error',
 });
-const r = spawnSync(process.execPath, [join(cache, 'main.mjs'), '--repo', repo, '--cache', cache, ...process.argv.slice(2)], { stdio: 'inherit' });
+const args = process.argv.slice(2);
+const r = args[0] === '--micro'
+  ? spawnSync(process.execPath, [join(cache, 'micro.mjs')], { stdio: 'inherit' })
+  : spawnSync(process.execPath, [join(cache, 'main.mjs'), '--repo', repo, '--cache', cache, ...args], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

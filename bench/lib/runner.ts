@@ -154,6 +154,8 @@ export async function runOnce(c: Case, p: Platform, prog: Programs, o: RunOption
   clearTimeout(timer);
   clearTimeout(ctimer);
   const brokerCpu = p.brokerCpu() - broker0;
+  // BENCH_VERBOSE=1: the peers' own result lines, for digging into one case.
+  if (process.env.BENCH_VERBOSE) process.stderr.write(`\n${JSON.stringify({ server: s.result, client: cl.result, brokerCpu })}\n`);
   if (s.code !== 0 || cl.code !== 0 || !s.result?.ok || !cl.result?.ok) {
     const why = (name: string, r: typeof s) => `${name} exit ${r.code} ${JSON.stringify(r.result ?? null)} ${r.stderr.trim().slice(-300)}`;
     return { ok: false, error: `${why('server', s)}; ${why('client', cl)}` };

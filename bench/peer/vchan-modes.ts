@@ -30,21 +30,24 @@ async function send(a: PeerArgs, backend: XenBackend): Promise<object> {
   const c0 = process.cpuUsage();
   const t0 = now();
   let tx = 0;
+  let waits = 0;
   let t: number;
   do {
     // Inline rather than writeAll(): an async call per write would cost more than the write.
     for (let i = 0; i < k; i++) {
       for (let off = 0; off < a.size; ) {
         const n = v.write(buf, off, a.size - off);
-        if (n === 0) await v.wait();
-        else off += n;
+        if (n === 0) {
+          waits++;
+          await v.wait();
+        } else off += n;
       }
     }
     tx += k * a.size;
   } while ((t = now()) - t0 < a.seconds);
   const cpu = cpuSince(c0);
   await v.close();
-  return { tx, seconds: t - t0, cpu };
+  return { tx, seconds: t - t0, cpu, waits };
 }
 
 async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
@@ -53,6 +56,7 @@ async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
   const c0 = process.cpuUsage();
   let rx = 0;
   let first = 0;
+  let waits = 0;
   for (;;) {
     let n: number;
     try {
@@ -61,8 +65,10 @@ async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
       if (isPeerClosed(e)) break;
       throw e;
     }
-    if (n === 0) await v.wait();
-    else {
+    if (n === 0) {
+      waits++;
+      await v.wait();
+    } else {
       if (rx === 0) first = now();
       rx += n;
     }
@@ -70,7 +76,7 @@ async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
   const last = now(); // the peer closed and the ring is drained
   const cpu = cpuSince(c0);
   await v.close();
-  return { rx, seconds: last - first, cpu };
+  return { rx, seconds: last - first, cpu, waits };
 }
 
 async function bidir(a: PeerArgs, backend: XenBackend): Promise<object> {
