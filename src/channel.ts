@@ -6,6 +6,7 @@
 import type { Backend } from './backend.js';
 import { abortedError, closedError, ErrorCodes, peerClosedError, VchanError } from './errors.js';
 import { chooseOrders, Live, Notify, Offsets } from './layout.js';
+import { checkRange } from './ring.js';
 import { setupClient, setupServer, type ChannelParts, type Role } from './setup.js';
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
 
@@ -161,26 +162,41 @@ export class Vchan {
    */
   read(into: Uint8Array, offset = 0, length = into.length - offset): number {
     checkBytes('into', into);
+    checkRange(into, offset, length);
     this.assertNotClosed();
     const reader = this.parts.reader;
-    if (reader.ready() < length) {
+    let ready = reader.ready();
+    if (ready < length) {
       // We will drain what is there: ask to hear about more, then look again (it may have raced in).
       this.request(Notify.WRITE);
+      ready = reader.ready();
     }
-    const count = reader.read(into, offset, length);
-    if (count > 0) this.acknowledge(Notify.READ);
-    else if (length > 0 && this.isOpen() === 0) throw peerClosedError();
+    const count = Math.min(ready, length);
+    if (count > 0) {
+      reader.readKnown(into, offset, count);
+      this.acknowledge(Notify.READ);
+    } else if (length > 0 && this.isOpen() === 0) {
+      throw peerClosedError();
+    }
     return count;
   }
 
   /** Writes up to `length` bytes; returns how many fit (0 when the ring is full). */
   write(from: Uint8Array, offset = 0, length = from.length - offset): number {
     checkBytes('from', from);
+    checkRange(from, offset, length);
     this.assertWritable();
     const writer = this.parts.writer;
-    if (writer.space() < length) this.request(Notify.READ);
-    const count = writer.write(from, offset, length);
-    if (count > 0) this.acknowledge(Notify.WRITE);
+    let space = writer.space();
+    if (space < length) {
+      this.request(Notify.READ);
+      space = writer.space();
+    }
+    const count = Math.min(space, length);
+    if (count > 0) {
+      writer.writeKnown(from, offset, count);
+      this.acknowledge(Notify.WRITE);
+    }
     return count;
   }
 
@@ -194,7 +210,7 @@ export class Vchan {
       this.request(Notify.READ);
       if (writer.space() < from.length) return 0;
     }
-    writer.write(from);
+    writer.writeKnown(from, 0, from.length);
     if (from.length > 0) this.acknowledge(Notify.WRITE);
     return from.length;
   }
@@ -212,7 +228,7 @@ export class Vchan {
         return 0;
       }
     }
-    reader.read(into);
+    reader.readKnown(into, 0, into.length);
     if (into.length > 0) this.acknowledge(Notify.READ);
     return into.length;
   }
@@ -292,7 +308,12 @@ export class Vchan {
 
   /** Clears the peer's request for `bit` and notifies only if it had asked. */
   private acknowledge(bit: number): void {
-    const previous = this.parts.page.andByte(this.inboxOffset, ~bit & 0xff);
+    const page = this.parts.page;
+    // A plain load first: the atomic AND is only worth it when the bit is set.
+    // Safe: our counter was published (seq-cst) before this load, and a peer
+    // that sets the bit afterwards re-reads that counter before sleeping.
+    if ((page.loadByte(this.inboxOffset) & bit) === 0) return;
+    const previous = page.andByte(this.inboxOffset, ~bit & 0xff);
     if (previous & bit) this.parts.port.notify();
   }
 

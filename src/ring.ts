@@ -11,7 +11,7 @@
 import { protocolError } from './errors.js';
 
 /** Below this many bytes a plain loop beats creating a view for `set`. */
-const SMALL_COPY = 32;
+const SMALL_COPY = 16;
 
 function copyBytes(src: Uint8Array, srcStart: number, dst: Uint8Array, dstStart: number, count: number): void {
   if (count <= SMALL_COPY) {
@@ -21,7 +21,7 @@ function copyBytes(src: Uint8Array, srcStart: number, dst: Uint8Array, dstStart:
   }
 }
 
-function checkRange(buffer: Uint8Array, offset: number, length: number): void {
+export function checkRange(buffer: Uint8Array, offset: number, length: number): void {
   if (!Number.isInteger(offset) || offset < 0 || offset > buffer.length) {
     throw new RangeError(`offset ${offset} is outside the buffer of ${buffer.length} bytes`);
   }
@@ -97,6 +97,18 @@ export class RingReader extends RingEnd {
     return count;
   }
 
+  /**
+   * Reads exactly `count` bytes that the last ready() reported, without
+   * looking at the shared counter again (the caller just did).
+   */
+  readKnown(into: Uint8Array, offset: number, count: number): void {
+    checkRange(into, offset, count);
+    if (count > ((this.lastProd - this.cons) >>> 0)) throw new RangeError(`cannot read ${count} bytes: fewer were ready`);
+    this.copyRange(into, offset, count);
+    this.cons = (this.cons + count) >>> 0;
+    Atomics.store(this.words, this.consAt, this.cons);
+  }
+
   /** Like read() but leaves the bytes in the ring. */
   peek(into: Uint8Array, offset = 0, length = into.length - offset): number {
     return this.copyOut(into, offset, length);
@@ -114,12 +126,16 @@ export class RingReader extends RingEnd {
     checkRange(into, offset, length);
     // Atomics.load is sequentially consistent: the data reads below cannot move before it.
     const count = Math.min(this.ready(), length);
-    if (count === 0) return 0;
+    if (count > 0) this.copyRange(into, offset, count);
+    return count;
+  }
+
+  /** Copies `count` bytes from the consumer position, in two pieces at the wrap. */
+  private copyRange(into: Uint8Array, offset: number, count: number): void {
     const start = this.cons & this.mask;
     const first = Math.min(count, this.size - start);
     copyBytes(this.data, start, into, offset, first);
     if (first < count) copyBytes(this.data, 0, into, offset + first, count - first);
-    return count;
   }
 }
 
@@ -156,7 +172,21 @@ export class RingWriter extends RingEnd {
   write(from: Uint8Array, offset = 0, length = from.length - offset): number {
     checkRange(from, offset, length);
     const count = Math.min(this.space(), length);
-    if (count === 0) return 0;
+    if (count > 0) this.publish(from, offset, count);
+    return count;
+  }
+
+  /**
+   * Writes exactly `count` bytes into space the last space() reported,
+   * without looking at the shared counter again (the caller just did).
+   */
+  writeKnown(from: Uint8Array, offset: number, count: number): void {
+    checkRange(from, offset, count);
+    if (count > this.size - ((this.prod - this.lastCons) >>> 0)) throw new RangeError(`cannot write ${count} bytes: less space was free`);
+    this.publish(from, offset, count);
+  }
+
+  private publish(from: Uint8Array, offset: number, count: number): void {
     const start = this.prod & this.mask;
     const first = Math.min(count, this.size - start);
     copyBytes(from, offset, this.data, start, first);
@@ -164,6 +194,5 @@ export class RingWriter extends RingEnd {
     // Sequentially consistent store: the data above is visible before the new prod.
     this.prod = (this.prod + count) >>> 0;
     Atomics.store(this.words, this.prodAt, this.prod);
-    return count;
   }
 }

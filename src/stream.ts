@@ -16,6 +16,9 @@ import { peerClosedError } from './errors.js';
 
 export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev' | 'final' | 'destroy' | 'construct'>;
 
+/** Largest chunk pushed to the readable side. */
+const READ_CHUNK = 64 * 1024;
+
 interface PendingWrite {
   chunks: Buffer[];
   index: number;
@@ -33,7 +36,13 @@ export class VchanStream extends Duplex {
   private connected = false;
 
   constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
-    super({ ...options, decodeStrings: true, objectMode: false });
+    super({
+      ...options,
+      // Node's 16 KiB default would split every ring-full into several pushes.
+      readableHighWaterMark: options.readableHighWaterMark ?? options.highWaterMark ?? READ_CHUNK,
+      decodeStrings: true,
+      objectMode: false,
+    });
     this.source = source;
   }
 
@@ -157,7 +166,9 @@ export class VchanStream extends Duplex {
           }
           return;
         }
-        const chunk = Buffer.allocUnsafe(ready);
+        // 64 KiB chunks stay under malloc's mmap threshold, so their memory is
+        // reused rather than faulted in fresh for every chunk.
+        const chunk = Buffer.allocUnsafe(Math.min(ready, READ_CHUNK));
         vchan.read(chunk);
         if (!this.push(chunk)) this.wantRead = false;
       }

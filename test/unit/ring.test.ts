@@ -146,6 +146,20 @@ describe('ring', () => {
     expect(ring.words[1]).toBe(11);
   });
 
+  it('readKnown/writeKnown move exactly what the last ready()/space() reported, and no more', () => {
+    const ring = makeRing(64, 0xfffffff0);
+    expect(ring.writer.space()).toBe(64);
+    ring.writer.writeKnown(Uint8Array.from({ length: 40 }, (_, i) => i), 0, 40);
+    expect(() => ring.writer.writeKnown(new Uint8Array(30), 0, 30)).toThrow(RangeError); // only 24 left
+    expect(ring.reader.ready()).toBe(40);
+    const into = new Uint8Array(40);
+    ring.reader.readKnown(into, 0, 30);
+    expect([...into.subarray(0, 30)]).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(() => ring.reader.readKnown(into, 0, 11)).toThrow(RangeError); // only 10 left
+    expect(() => ring.reader.readKnown(into, 35, 10)).toThrow(RangeError); // past the buffer
+    expect(ring.guardsIntact()).toBe(true);
+  });
+
   it('skips ready bytes', () => {
     const ring = makeRing(64, 0);
     ring.writer.write(Uint8Array.of(1, 2, 3, 4));
