@@ -113,7 +113,9 @@ export class VchanStream extends Duplex {
 
   private checkConnected(): void {
     if (this.connected || !this.channel || this.channel.closed) return;
-    if (this.channel.isOpen() === 1) {
+    // A client that came and went before we looked still connected: report it,
+    // then the readable side delivers its data and ends.
+    if (this.channel.isOpen() !== 2) {
       this.connected = true;
       this.emit('connect');
     }

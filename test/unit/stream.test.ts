@@ -139,6 +139,21 @@ describe('VchanStream', () => {
     expect(client.vchan!.closed).toBe(true);
   });
 
+  it('a client that connects, writes and closes before the server looks still gives connect, its data, then end', async () => {
+    const hv = new MemoryHypervisor();
+    const server = new VchanStream(Vchan.server({ peer: 5, path: PATH, backend: hv.backend(0) }));
+    await once(server, 'listening');
+    const connected = once(server, 'connect');
+    const client = await Vchan.client({ peer: 0, path: ABS, backend: hv.backend(5) });
+    client.write(Buffer.from('brief'));
+    await client.close();
+    await connected;
+    const chunks: Buffer[] = [];
+    server.on('data', (c: Buffer) => chunks.push(c));
+    await once(server, 'end');
+    expect(Buffer.concat(chunks).toString()).toBe('brief');
+  });
+
   it('destroy() releases everything, twice is harmless', async () => {
     const { hv, server, client, dom0, dom5 } = await streams();
     client.destroy();
