@@ -171,12 +171,15 @@ export class Vchan {
       this.request(Notify.WRITE);
       ready = reader.ready();
     }
+    if (ready === 0 && length > 0 && this.isOpen() === 0) {
+      // Liveness was read after the counter: the peer may have written its last bytes and closed in between.
+      ready = reader.ready();
+      if (ready === 0) throw peerClosedError();
+    }
     const count = Math.min(ready, length);
     if (count > 0) {
       reader.readKnown(into, offset, count);
       this.acknowledge(Notify.READ);
-    } else if (length > 0 && this.isOpen() === 0) {
-      throw peerClosedError();
     }
     return count;
   }
@@ -224,8 +227,9 @@ export class Vchan {
     if (reader.ready() < into.length) {
       this.request(Notify.WRITE);
       if (reader.ready() < into.length) {
-        if (this.isOpen() === 0) throw peerClosedError();
-        return 0;
+        // As in read(): look at the ring once more after seeing the peer gone.
+        if (this.isOpen() !== 0) return 0;
+        if (reader.ready() < into.length) throw peerClosedError();
       }
     }
     reader.readKnown(into, 0, into.length);

@@ -162,11 +162,14 @@ export class VchanStream extends Duplex {
         let ready = vchan.available();
         if (ready === 0) ready = vchan.dataReady(); // ask for a wake-up, then look again
         if (ready === 0) {
-          if (vchan.isOpen() === 0) {
+          if (vchan.isOpen() !== 0) return;
+          // Liveness was read after the counter: the peer may have written its last bytes and closed in between.
+          ready = vchan.available();
+          if (ready === 0) {
             this.wantRead = false;
             this.push(null);
+            return;
           }
-          return;
         }
         // 64 KiB chunks stay under malloc's mmap threshold, so their memory is
         // reused rather than faulted in fresh for every chunk.
