@@ -1,34 +1,68 @@
 /*
- * hostile-peer: a vchan server built on Debian's real libxenvchan.so.4.17 that
- * corrupts the shared control page, so a client under test can be shown never
+ * hostile-peer: a vchan peer built on Debian's real libxenvchan.so.4.17 that
+ * corrupts the shared control page, so a peer under test can be shown never
  * to crash, hang, read out of bounds or spin on what a malicious peer writes.
+ * By default it is a hostile server (a client is under test); with --client
+ * it is a hostile client (a server is under test).
  *
  * usage:
- *   hostile-peer <peer-domid> <xs-path> [options]
+ *   hostile-peer [--client] <peer-domid> <xs-path> [options]
  *
  * options:
- *   --left-min N / --right-min N  ring sizes asked of libxenvchan (default 0: library default)
- *   --pre FIELD=VALUE   write a field right after server_init, before the client
- *                       connects (repeatable): tests the client's validation
- *   --after FIELD=VALUE write a field once the client has connected (repeatable)
+ *   --client            be the client: libxenvchan_client_init on the server's
+ *                       <xs-path> (full path), retried until --timeout-ms while
+ *                       the server's entries are missing; must come first
+ *   --left-min N / --right-min N  ring sizes asked of libxenvchan (default 0:
+ *                       library default; server only, the server chooses)
+ *   --pre FIELD=VALUE   server: write a field right after server_init, before the
+ *                       client connects (tests the client's validation); client:
+ *                       right after client_init, before the server has seen us
+ *                       (repeatable)
+ *   --after FIELD=VALUE write a field once connected (repeatable): server, once
+ *                       the client is live; client, once the server has shown it
+ *                       saw us (its first bytes arrived) or --timeout-ms passed
  *   --attacks LIST      comma list of random attacks run every --interval-ms once
  *                       connected: backwards, far, orders, live, notify, grants,
  *                       random, storm; "all" (default) or "none"
  *   --interval-ms N     pause between attacks (default 20)
  *   --duration-ms N     how long to keep attacking after connect (default 2000)
- *   --timeout-ms N      how long to wait for a client (default 10000)
+ *   --timeout-ms N      how long to wait for the peer (default 10000)
  *   --seed S            random seed (default 1), so a failing run can be replayed
+ *
+ * The attacks, with the roles mirrored: our own counters are the producer
+ * index of the ring we write (server right.prod, client left.prod) and the
+ * consumer index of the ring we read (server left.cons, client right.cons).
+ *   backwards  one of our counters jumps back by 1..2*ring
+ *   far        our producer index runs more than a ring past the peer's
+ *              consumer, or our consumer index past the peer's producer
+ *   orders     left_order/right_order become 0, 9, 21, 255, 10, 20, 0xffff
+ *   live       srv_live or cli_live becomes 7, 0xff, 2, 3 or 0x80
+ *   notify     srv_notify or cli_notify becomes 0xff or a random byte
+ *   grants     a random slot of the grant list becomes a random ref
+ *   random     a random byte anywhere in the header and grant list
+ *   storm      1000 events with nothing changed
  *
  * FIELD is one of left.cons left.prod right.cons right.prod left_order
  * right_order cli_live srv_live cli_notify srv_notify grant<i>; VALUE is a
  * number (0x.. allowed), stored truncated to the field's width.
  *
- * stdout: JSON lines: {"event":"listening"}, {"event":"open"} when the client
- * is live, one {"event":"scribble","attack":A,"field":F,"value":V} per write,
- * and last {"ok":true,"role":"hostile","connected":B,"scribbles":N,"ms":T}.
- * A client that never connects (it rejected the page) is not a failure here:
- * connected is false. Exit 0; 1 when libxenvchan itself fails; 2 bad arguments.
- * After every scribble it sends an event, so the client wakes up and looks.
+ * Honest traffic (client only): until it first scribbles on a counter
+ * (backwards, far, random, or a --pre/--after counter field) the client reads what the server writes and
+ * writes 64 bytes of the pattern byte[n] = n % 251 every --interval-ms, so
+ * the server's counters move and a server can check its data survived the
+ * harmless attacks. The server mode sends and reads nothing.
+ *
+ * stdout: JSON lines: {"event":"listening"} (server), {"event":"open"} when
+ * connected (client: as soon as client_init returned), then (client)
+ * {"event":"spoke","serverSpoke":B} when the server's first bytes came (false:
+ * --timeout-ms passed), one {"event":"scribble","attack":A,"field":F,
+ * "value":V} per write, and last {"ok":true,"role":"hostile","as":"server"|
+ * "client","connected":B,"scribbles":N,"ms":T} (the client adds "sent":N,
+ * "received":N: honest bytes written and read). A client that never
+ * connects to the hostile server (it rejected the page) is not a failure:
+ * connected is false. Exit 0; 1 when libxenvchan itself fails (as a client:
+ * no connection within --timeout-ms); 2 bad arguments. After every scribble
+ * it sends an event, so the peer wakes up and looks.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -44,7 +78,7 @@
 #include <libxenvchan.h>
 
 static const char USAGE[] =
-	"usage: hostile-peer <peer-domid> <xs-path> [--left-min N --right-min N] [--pre FIELD=VALUE]... "
+	"usage: hostile-peer [--client] <peer-domid> <xs-path> [--left-min N --right-min N] [--pre FIELD=VALUE]... "
 	"[--after FIELD=VALUE]... [--attacks all|none|backwards,far,orders,live,notify,grants,random,storm] "
 	"[--interval-ms N] [--duration-ms N] [--timeout-ms N] [--seed S]\n";
 
@@ -60,6 +94,10 @@ static unsigned attacks = (1u << A_COUNT) - 1;
 static long interval_ms = 20, duration_ms = 2000, timeout_ms = 10000;
 static uint64_t rng = 1;
 static uint64_t scribbles;
+static int client_mode;
+/* client only: honest traffic until a counter is scribbled on */
+static int frozen;
+static uint64_t sent, received;
 
 static void usage_error(const char *why)
 {
@@ -157,6 +195,9 @@ static void kick(struct libxenvchan *c)
 static void apply_sets(struct libxenvchan *c, const struct set *s, int n, const char *label)
 {
 	for (int i = 0; i < n; i++) {
+		/* our honest reads and writes would move a scribbled counter on */
+		if (strstr(s[i].field, ".prod") || strstr(s[i].field, ".cons"))
+			frozen = 1;
 		if (poke(c, s[i].field, s[i].value))
 			usage_error("unknown field (or grant index past the grant list)");
 		report(label, s[i].field, s[i].value);
@@ -175,26 +216,40 @@ static void attack_once(struct libxenvchan *c)
 		return;
 	int a = enabled[next_rand() % (unsigned)n];
 	struct vchan_interface *r = c->ring;
-	uint32_t rsize = 1u << c->write.order, lsize = 1u << c->read.order;
+	/* the ring we produce into (server: right, client: left) and the one we consume */
+	volatile struct ring_shared *out = c->write.shr, *in = c->read.shr;
+	const char *out_prod = client_mode ? "left.prod" : "right.prod";
+	const char *in_cons = client_mode ? "right.cons" : "left.cons";
+	uint32_t wsize = 1u << c->write.order, rsize = 1u << c->read.order;
 	char field[32];
 	uint32_t v;
 	switch (a) {
 	case A_BACKWARDS:
-		/* our producer index (the client reads it) or our consumer index
-		 * (the client's free-space sum) jumps back */
+		/* our producer index (the peer reads it) or our consumer index
+		 * (the peer's free-space sum) jumps back */
+		frozen = 1;
 		if (next_rand() & 1) {
-			snprintf(field, sizeof(field), "right.prod");
-			v = r->right.prod - 1 - (uint32_t)(next_rand() % (2 * rsize));
+			snprintf(field, sizeof(field), "%s", out_prod);
+			v = out->prod - 1 - (uint32_t)(next_rand() % (2 * wsize));
 		} else {
-			snprintf(field, sizeof(field), "left.cons");
-			v = r->left.cons - 1 - (uint32_t)(next_rand() % (2 * lsize));
+			snprintf(field, sizeof(field), "%s", in_cons);
+			v = in->cons - 1 - (uint32_t)(next_rand() % (2 * rsize));
 		}
 		poke(c, field, v);
 		report(ATTACKS[a], field, v);
 		break;
 	case A_FAR:
-		poke(c, "right.prod", v = r->right.cons + rsize + 1 + (uint32_t)(next_rand() % 0x7fffffffu));
-		report(ATTACKS[a], "right.prod", v);
+		/* more than a ring ahead of the peer's consumer, or past what the peer produced */
+		frozen = 1;
+		if (next_rand() & 1) {
+			snprintf(field, sizeof(field), "%s", out_prod);
+			v = out->cons + wsize + 1 + (uint32_t)(next_rand() % 0x7fffffffu);
+		} else {
+			snprintf(field, sizeof(field), "%s", in_cons);
+			v = in->prod + 1 + (uint32_t)(next_rand() % 0x7fffffffu);
+		}
+		poke(c, field, v);
+		report(ATTACKS[a], field, v);
 		break;
 	case A_ORDERS: {
 		static const uint32_t bad[] = { 0, 9, 21, 255, 10, 20, 0xffff };
@@ -224,6 +279,7 @@ static void attack_once(struct libxenvchan *c)
 		/* any byte of the header and grant list */
 		size_t len = sizeof(struct vchan_interface) + 4 * (size_t)grant_limit(c);
 		size_t off = next_rand() % len;
+		frozen = 1;
 		v = (uint32_t)(next_rand() & 0xff);
 		((volatile uint8_t *)r)[off] = (uint8_t)v;
 		snprintf(field, sizeof(field), "byte%zu", off);
@@ -283,49 +339,59 @@ static void parse_attacks(const char *list)
 	}
 }
 
-int main(int argc, char **argv)
+/* client only: drain what the server wrote, and (every tick) write 64 pattern bytes */
+static void honest_io(struct libxenvchan *c, int tick)
 {
-	signal(SIGPIPE, SIG_IGN);
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(USAGE, stdout);
-		exit(0);
-	}
-	if (argc < 3)
-		usage_error("need a peer domid and a xenstore path");
-	int domid = (int)parse_num("peer-domid", argv[1]);
-	const char *path = argv[2];
-	size_t left_min = 0, right_min = 0;
-	for (int i = 3; i < argc; i += 2) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!v)
-			usage_error("option without a value");
-		if (!strcmp(a, "--left-min"))
-			left_min = (size_t)parse_num(a, v);
-		else if (!strcmp(a, "--right-min"))
-			right_min = (size_t)parse_num(a, v);
-		else if (!strcmp(a, "--pre"))
-			add_set(pre, &npre, v);
-		else if (!strcmp(a, "--after"))
-			add_set(after, &nafter, v);
-		else if (!strcmp(a, "--attacks"))
-			parse_attacks(v);
-		else if (!strcmp(a, "--interval-ms"))
-			interval_ms = parse_num(a, v);
-		else if (!strcmp(a, "--duration-ms"))
-			duration_ms = parse_num(a, v);
-		else if (!strcmp(a, "--timeout-ms"))
-			timeout_ms = parse_num(a, v);
-		else if (!strcmp(a, "--seed"))
-			rng = (uint64_t)parse_num(a, v) * 0x9E3779B97F4A7C15ull | 1;
-		else
-			usage_error("unknown option");
-	}
+	if (!client_mode || frozen)
+		return;
+	uint8_t buf[4096];
+	int n;
+	while ((n = libxenvchan_read(c, buf, sizeof(buf))) > 0)
+		received += (uint64_t)n;
+	if (!tick)
+		return;
+	for (int i = 0; i < 64; i++)
+		buf[i] = (uint8_t)((sent + (uint64_t)i) % 251);
+	if ((n = libxenvchan_write(c, buf, 64)) > 0)
+		sent += (uint64_t)n;
+}
 
-	struct xentoollog_logger *log =
-		(struct xentoollog_logger *)xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+/* The attack loop, the same for both roles; acknowledges the peer's events meanwhile. */
+static void attack_loop(struct libxenvchan *c, int fd, double t_open)
+{
+	apply_sets(c, after, nafter, "after");
+	double next = t_open + interval_ms;
+	for (double t; (t = now_ms()) - t_open < duration_ms;) {
+		if (t >= next) {
+			honest_io(c, 1);
+			attack_once(c);
+			next = t + interval_ms;
+			continue;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		/* acknowledge the peer's events so its kicks never pile up */
+		if (poll(&p, 1, (int)(next - t) + 1) > 0) {
+			libxenvchan_wait(c);
+			honest_io(c, 0);
+		}
+	}
+}
+
+static void finish(int connected, double t_open)
+{
+	printf("{\"ok\":true,\"role\":\"hostile\",\"as\":\"%s\",\"connected\":%s,\"scribbles\":%" PRIu64,
+	       client_mode ? "client" : "server", connected ? "true" : "false", scribbles);
+	if (client_mode)
+		printf(",\"sent\":%" PRIu64 ",\"received\":%" PRIu64, sent, received);
+	printf(",\"ms\":%.3f}\n", now_ms() - t_open);
+	fflush(stdout);
+}
+
+static int run_server(struct xentoollog_logger *log, int domid, const char *path, size_t left_min, size_t right_min)
+{
 	struct libxenvchan *c = libxenvchan_server_init(log, domid, path, left_min, right_min);
 	if (!c) {
-		printf("{\"ok\":false,\"role\":\"hostile\",\"error\":\"libxenvchan_server_init failed: %s\"}\n",
+		printf("{\"ok\":false,\"role\":\"hostile\",\"as\":\"server\",\"error\":\"libxenvchan_server_init failed: %s\"}\n",
 		       strerror(errno));
 		return 1;
 	}
@@ -353,23 +419,104 @@ int main(int argc, char **argv)
 	if (connected) {
 		printf("{\"event\":\"open\",\"role\":\"hostile\"}\n");
 		fflush(stdout);
-		apply_sets(c, after, nafter, "after");
-		double next = t_open + interval_ms;
-		for (double t; (t = now_ms()) - t_open < duration_ms;) {
-			if (t >= next) {
-				attack_once(c);
-				next = t + interval_ms;
-				continue;
-			}
-			struct pollfd p = { .fd = fd, .events = POLLIN };
-			/* acknowledge the client's events so its kicks never pile up */
-			if (poll(&p, 1, (int)(next - t) + 1) > 0)
-				libxenvchan_wait(c);
-		}
+		attack_loop(c, fd, t_open);
 	}
-	printf("{\"ok\":true,\"role\":\"hostile\",\"connected\":%s,\"scribbles\":%" PRIu64 ",\"ms\":%.3f}\n",
-	       connected ? "true" : "false", scribbles, now_ms() - t_open);
-	fflush(stdout);
+	finish(connected, t_open);
 	libxenvchan_close(c);
 	return 0;
+}
+
+static int run_client(struct xentoollog_logger *log, int domid, const char *path)
+{
+	/* client_init fails at once while the server's entries are missing: retry */
+	double t0 = now_ms();
+	struct libxenvchan *c;
+	int err;
+	while (!(c = libxenvchan_client_init(log, domid, path))) {
+		err = errno;
+		if (now_ms() - t0 >= timeout_ms) {
+			printf("{\"ok\":false,\"role\":\"hostile\",\"as\":\"client\",\"error\":\"libxenvchan_client_init failed for %ld ms: %s\"}\n",
+			       timeout_ms, strerror(err));
+			return 1;
+		}
+		usleep(10000);
+	}
+	c->blocking = 0;
+	printf("{\"event\":\"open\",\"role\":\"hostile\",\"as\":\"client\",\"leftOrder\":%d,\"rightOrder\":%d}\n",
+	       c->write.order, c->read.order);
+	fflush(stdout);
+	apply_sets(c, pre, npre, "pre");
+
+	/* The server sees us on its next look at cli_live; it shows it did by
+	 * writing (the TS fixture writes on 'connect'). Until then a cli_live of 2
+	 * would read as "not connected yet", so --after and the attacks wait. */
+	int fd = libxenvchan_fd_for_select(c);
+	uint32_t prod0 = c->read.shr->prod;
+	int spoke = 0;
+	while (now_ms() - t0 < timeout_ms) {
+		if (c->read.shr->prod != prod0 || received) {
+			spoke = 1;
+			break;
+		}
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 10) > 0) {
+			libxenvchan_wait(c);
+			honest_io(c, 0);
+		}
+	}
+	printf("{\"event\":\"spoke\",\"role\":\"hostile\",\"serverSpoke\":%s}\n", spoke ? "true" : "false");
+	fflush(stdout);
+	double t_open = now_ms();
+	attack_loop(c, fd, t_open);
+	finish(1, t_open);
+	libxenvchan_close(c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		fputs(USAGE, stdout);
+		exit(0);
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--client")) {
+		client_mode = 1;
+		argv++;
+		argc--;
+	}
+	if (argc < 3)
+		usage_error("need a peer domid and a xenstore path");
+	int domid = (int)parse_num("peer-domid", argv[1]);
+	const char *path = argv[2];
+	size_t left_min = 0, right_min = 0;
+	for (int i = 3; i < argc; i += 2) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v)
+			usage_error("option without a value");
+		if (!strcmp(a, "--left-min") || !strcmp(a, "--right-min")) {
+			if (client_mode)
+				usage_error("--left-min/--right-min are for the server: the server chooses the sizes");
+			*(!strcmp(a, "--left-min") ? &left_min : &right_min) = (size_t)parse_num(a, v);
+		} else if (!strcmp(a, "--pre"))
+			add_set(pre, &npre, v);
+		else if (!strcmp(a, "--after"))
+			add_set(after, &nafter, v);
+		else if (!strcmp(a, "--attacks"))
+			parse_attacks(v);
+		else if (!strcmp(a, "--interval-ms"))
+			interval_ms = parse_num(a, v);
+		else if (!strcmp(a, "--duration-ms"))
+			duration_ms = parse_num(a, v);
+		else if (!strcmp(a, "--timeout-ms"))
+			timeout_ms = parse_num(a, v);
+		else if (!strcmp(a, "--seed"))
+			rng = (uint64_t)parse_num(a, v) * 0x9E3779B97F4A7C15ull | 1;
+		else
+			usage_error("unknown option");
+	}
+
+	struct xentoollog_logger *log =
+		(struct xentoollog_logger *)xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+	return client_mode ? run_client(log, domid, path) : run_server(log, domid, path, left_min, right_min);
 }
