@@ -221,7 +221,7 @@ describe('scribbles before the server has looked', () => {
     // 2 before we saw 1 reads as "not connected yet"; the client's close still ends the stream
     ['cli_live=2', 'closed'],
   ])('%s → %s', async (set, expected) => {
-    const { out } = await face(['--pre', set, '--attacks', 'none', '--duration-ms', '300', '--timeout-ms', '1000']);
+    const { out } = await face(['--pre', set, '--attacks', 'none', '--duration-ms', '300', '--timeout-ms', '5000']);
     expect(out.outcome, JSON.stringify(out)).toBe(expected);
     expectNearIdle(`pre ${set}`, out);
   });

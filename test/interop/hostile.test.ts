@@ -49,6 +49,11 @@ async function face(args: string[], giveUpMs = 8000): Promise<{ out: Outcome; ho
     timeoutMs: giveUpMs + 10_000,
   });
   const r = await c.done;
+  // A server whose page we refused waits for us until its --timeout-ms (long,
+  // so a slow start under load cannot miss it); once we are done, end it.
+  const connected = () => hostile.lines.some((l) => 'event' in l && l.event === 'open');
+  const finished = await Promise.race([hostile.done.then(() => true), new Promise((res) => setTimeout(res, 300, false))]);
+  if (!finished && !connected()) hostile.child.kill('SIGTERM');
   const h = await hostile.done;
   // Exit 0 and a report: no crash (a signal or a native abort would show here).
   expect({ code: r.code, signal: r.signal, stderr: r.stderr.slice(0, 1000) }).toEqual({ code: 0, signal: null, stderr: '' });
@@ -75,12 +80,12 @@ describe('invalid control page before we connect: ERR_VCHAN_PROTOCOL, nothing ma
     // 256 grants for a 1 MiB right ring cannot fit before the in-page left ring at 1024
     ['left_order=10', 'right_order=20'],
   ].map((sets) => [sets.join(' '), sets] as const))('%s', async (_name, sets) => {
-    const { out } = await face([...sets.flatMap((s) => ['--pre', s]), '--attacks', 'none', '--duration-ms', '0', '--timeout-ms', '1000']);
+    const { out } = await face([...sets.flatMap((s) => ['--pre', s]), '--attacks', 'none', '--duration-ms', '0', '--timeout-ms', '10000']);
     expect(out).toMatchObject({ outcome: 'protocol', connected: false });
   });
 
   it('grant refs the server does not own: the map is refused with a named error', async () => {
-    const { out } = await face(['--left-min', '4096', '--right-min', '4096', '--pre', 'grant0=0x7ffffff0', '--attacks', 'none', '--duration-ms', '0', '--timeout-ms', '1000']);
+    const { out } = await face(['--left-min', '4096', '--right-min', '4096', '--pre', 'grant0=0x7ffffff0', '--attacks', 'none', '--duration-ms', '0', '--timeout-ms', '10000']);
     expect(out).toMatchObject({ outcome: 'error', code: 'EINVAL', connected: false });
     expect(out.message).toMatch(/not granted to this domain/);
   });
