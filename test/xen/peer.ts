@@ -18,7 +18,8 @@ import type { Duplex } from 'node:stream';
 import { connect, listen, type VchanStream } from '../../dist/index.js';
 import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.js';
 
-const print = (o: object): void => void process.stdout.write(`${JSON.stringify({ ...o, pid: process.pid })}\n`);
+// uptime-ish stamps (ms since this process began) let a log be read as a timeline
+const print = (o: object): void => void process.stdout.write(`${JSON.stringify({ ...o, pid: process.pid, at: Math.round(performance.now()) })}\n`);
 const [cmd = '', ...args] = process.argv.slice(2);
 
 function option(name: string, fallback?: number): number | undefined {
@@ -26,9 +27,18 @@ function option(name: string, fallback?: number): number | undefined {
   return i < 0 ? fallback : Number(args[i + 1]);
 }
 
-/** The first of `events` to fire (events.once would reject on 'error' instead). */
+/** The first of `events` to fire (events.once would reject on 'error'); removes its listeners. */
 function first(s: Duplex, events: string[]): Promise<[string, unknown]> {
-  return new Promise((resolve) => events.forEach((e) => s.once(e, (arg: unknown) => resolve([e, arg]))));
+  return new Promise((resolve) => {
+    const handlers = events.map((e) => {
+      const h = (arg: unknown): void => {
+        events.forEach((ev, i) => s.off(ev, handlers[i]!));
+        resolve([e, arg]);
+      };
+      s.on(e, h);
+      return h;
+    });
+  });
 }
 
 function open(role: string): VchanStream {
@@ -67,17 +77,29 @@ async function exchange(s: Duplex, seeds: { tx: number; rx: number }, bytes: num
     s.on('end', () => checker.received < bytes && fail(new Error(`ended after ${checker.received} of ${bytes} bytes`)));
   });
   received.catch(() => {});
+  // A write's callback runs once its bytes are in the ring (or the kernel, for a socket).
+  let txSeconds = 0;
+  let flushed = (): void => {};
+  const allWritten = new Promise<void>((resolve) => (flushed = resolve));
+  const last = (): void => {
+    txSeconds = (performance.now() - started) / 1000;
+    flushed();
+  };
   const early = holdLast ? bytes - 1 : bytes;
   let sent = 0;
   while (sent < early && !failure) {
     const chunk = fillPattern(seeds.tx, sent, Buffer.allocUnsafeSlow(Math.min(65536, early - sent)));
     sent += chunk.length;
-    if (!s.write(chunk)) await Promise.race([once(s, 'drain'), received.catch(() => {})]);
+    if (!s.write(chunk, sent === bytes ? last : undefined)) await first(s, ['drain', 'error', 'close']);
   }
+  if (failure) throw failure;
   await received;
-  if (sent < bytes) s.write(fillPattern(seeds.tx, sent, Buffer.alloc(bytes - sent)));
+  const rxSeconds = (performance.now() - started) / 1000;
+  if (sent < bytes) s.write(fillPattern(seeds.tx, sent, Buffer.alloc(bytes - sent)), last);
+  const [how, error] = await Promise.race([allWritten.then((): [string, unknown] => ['written', undefined]), first(s, ['error', 'close'])]);
+  if (how !== 'written') throw (error as Error | undefined) ?? new Error(`the stream closed before our writes were in the ring`);
   const seconds = (performance.now() - started) / 1000;
-  return { sent: bytes, received: checker.received, seconds, mbps: bytes / 1e6 / seconds };
+  return { sent: bytes, received: checker.received, seconds, txSeconds, rxSeconds, mbps: bytes / 1e6 / seconds };
 }
 
 async function both(role: 'server' | 'client'): Promise<void> {

@@ -5,6 +5,7 @@
 # scenarios' logs. Needs root on a Debian 12 machine (apt for QEMU).
 #   XEN_TEST_TIMEOUT  seconds before QEMU is killed (default 1500)
 #   XEN_TEST_VERBOSE=1  copy the whole console to stderr as it runs
+#   XEN_TEST_ONLY=regex  run only the scenarios whose names match
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -13,10 +14,16 @@ export XEN_TEST_CACHE=$CACHE
 LOG=$CACHE/console.log
 say() { echo "xen-test: $*" >&2; }
 
+# Two runs would rebuild and share one stage directory and console log.
+mkdir -p "$CACHE"
+exec 8>"$CACHE/.run.lock"
+flock -n 8 || { say "another run is using $CACHE"; exit 1; }
 t0=$SECONDS
 bash "$HERE/build.sh" || { say "building the images failed"; exit 1; }
 say "images built in $((SECONDS - t0)) s"
 
+# XEN_TEST_ONLY=regex: only the scenarios whose names match (destroy ends the domU: keep it last).
+echo "${XEN_TEST_ONLY:-}" >"$CACHE/stage/only"
 B=$CACHE/boot
 # Xen on the serial port; dom0 (512 MB is plenty for busybox and node) and one
 # 512 MB domU. Multiboot modules: the kernel with its command line, the ramdisk.

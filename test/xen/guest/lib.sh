@@ -6,6 +6,7 @@ NODE=$P/bin/node
 PEER="$NODE $P/pkg/xen/peer.mjs"
 UPEER="node /payload/pkg/xen/peer.mjs" # the same, as the domU names it
 MiB=1048576
+L=/tmp/sc # the running scenario's peer logs
 [ -f /tmp/domid ] && D=$(cat /tmp/domid) && H=/local/domain/$D
 
 fail() { echo "FAIL: $*"; exit 1; }
