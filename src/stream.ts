@@ -19,6 +19,29 @@ export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev'
 /** Largest chunk pushed to the readable side. */
 const READ_CHUNK = 64 * 1024;
 
+/**
+ * Carves read chunks out of 1 MiB slabs: one allocation per slab instead of
+ * one per chunk (each fresh large Buffer costs an allocation, page faults
+ * and GC pressure). A chunk the consumer keeps keeps its slab alive, as
+ * Node's own small-Buffer pool does.
+ */
+class Slab {
+  private static readonly SIZE = 1 << 20;
+  private buffer = Buffer.allocUnsafe(0);
+  private used = 0;
+
+  take(length: number): Buffer {
+    if (this.buffer.length - this.used < length) {
+      this.buffer = Buffer.allocUnsafe(Math.max(Slab.SIZE, length));
+      this.used = 0;
+    }
+    const chunk = this.buffer.subarray(this.used, this.used + length);
+    // Keep chunks 8-byte aligned, so a consumer can view them as wider arrays.
+    this.used += (length + 7) & ~7;
+    return chunk;
+  }
+}
+
 interface PendingWrite {
   chunks: Buffer[];
   index: number;
@@ -34,6 +57,7 @@ export class VchanStream extends Duplex {
   private wantRead = false;
   private draining = false;
   private connected = false;
+  private readonly slab = new Slab();
 
   constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
     super({
@@ -171,9 +195,7 @@ export class VchanStream extends Duplex {
             return;
           }
         }
-        // 64 KiB chunks stay under malloc's mmap threshold, so their memory is
-        // reused rather than faulted in fresh for every chunk.
-        const chunk = Buffer.allocUnsafe(Math.min(ready, READ_CHUNK));
+        const chunk = this.slab.take(Math.min(ready, READ_CHUNK));
         vchan.read(chunk);
         if (!this.push(chunk)) this.wantRead = false;
       }
