@@ -54,9 +54,14 @@ export class EventPorts {
     let closed = false;
     return {
       port,
+      // The hot path: no closure or string built per notify, only on failure.
       notify: () => {
         if (closed) return;
-        sys(`notifying event channel port ${port}`, () => this.native.evtchnNotify(fd, port));
+        try {
+          this.native.evtchnNotify(fd, port);
+        } catch (error) {
+          throw kernelError(error, `notifying event channel port ${port}`);
+        }
       },
       close: () => {
         if (closed) return;
