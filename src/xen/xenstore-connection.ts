@@ -50,6 +50,8 @@ export class XsConnection {
   private readonly pending = new Map<number, Pending>();
   private readonly watches = new Map<string, WatchHandler>();
   private nextReqId = 1;
+  /** Settles when the last queued request has (one-at-a-time transports). */
+  private queue: Promise<unknown> = Promise.resolve();
   private failure: unknown;
   private closed = false;
 
@@ -84,7 +86,14 @@ export class XsConnection {
   /** Sends one request; resolves with the reply payload or rejects with its xenstore error. */
   async request(type: number, txId: number, payload: XsPayloadInput, subject: string): Promise<Buffer> {
     const transport = await this.ready;
-    if (this.closed) throw this.failure;
+    if (!transport.oneAtATime) return this.send(transport, type, txId, payload, subject);
+    const turn = this.queue.then(() => this.send(transport, type, txId, payload, subject));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private send(transport: XsTransport, type: number, txId: number, payload: XsPayloadInput, subject: string): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.failure);
     const reqId = this.allocReqId();
     const frame = encodeMessage(type, reqId, txId, payload);
     return new Promise<Buffer>((resolve, reject) => {

@@ -14,6 +14,8 @@ export const DEFAULT_XENSTORED_SOCKET = '/var/run/xenstored/socket';
 export const XENBUS_DEVICE = '/dev/xen/xenbus';
 
 export interface XsTransport {
+  /** One request in flight at a time (see deviceTransport). */
+  oneAtATime?: boolean;
   write(bytes: Uint8Array): void;
   /** Keep the process alive while the connection has work (requests, watches). */
   setKeepAlive(on: boolean): void;
@@ -107,6 +109,11 @@ async function deviceTransport(path: string, events: XsTransportEvents): Promise
     }
   });
   return {
+    // Linux's xenbus device answers a WATCH/UNWATCH inside write(), holding the
+    // file's lock, while its reader thread needs that lock to queue an earlier
+    // request's reply first: a write with a reply outstanding deadlocks the
+    // kernel (seen on 6.1). libxenstore never pipelines; neither do we here.
+    oneAtATime: true,
     write: (bytes) => {
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
