@@ -3,7 +3,7 @@
 # kernel in QEMU (TCG: no KVM needed), runs guest/scenarios.sh in dom0 and
 # exits 0 only if every scenario passed. On failure it prints the failing
 # scenarios' logs. Needs root on a Debian 12 machine (apt for QEMU).
-#   XEN_TEST_TIMEOUT  seconds before QEMU is killed (default 1500)
+#   XEN_TEST_TIMEOUT  seconds before QEMU is killed (default 1200)
 #   XEN_TEST_VERBOSE=1  copy the whole console to stderr as it runs
 #   XEN_TEST_ONLY=regex  run only the scenarios whose names match
 set -uo pipefail
@@ -34,7 +34,7 @@ QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -smp 2 -m 2048
   -virtfs "local,path=$CACHE/stage,mount_tag=stage,security_model=none,id=stage")
 : >"$LOG"
 t1=$SECONDS
-timeout -k 10 "${XEN_TEST_TIMEOUT:-1500}" "${QEMU[@]}" &
+timeout -k 10 "${XEN_TEST_TIMEOUT:-1200}" "${QEMU[@]}" &
 qemu=$!
 # Progress lines as they come; the whole console with XEN_TEST_VERBOSE=1.
 if [ "${XEN_TEST_VERBOSE:-0}" = 1 ]; then tail -n +1 -F "$LOG" --pid=$qemu >&2 &
@@ -45,7 +45,7 @@ sleep 0.5
 secs=$((SECONDS - t1))
 rc=$(grep -a '^XEN-TEST-EXIT' "$LOG" | tail -1 | tr -dc '0-9 ' | awk '{print $1}')
 if [ -z "$rc" ]; then
-  [ $qrc = 124 ] || [ $qrc = 137 ] && say "timed out after ${XEN_TEST_TIMEOUT:-1500} s" || say "QEMU exited ($qrc) without a result"
+  [ $qrc = 124 ] || [ $qrc = 137 ] && say "timed out after ${XEN_TEST_TIMEOUT:-1200} s" || say "QEMU exited ($qrc) without a result"
   say "last console lines ($LOG):"; tail -n 40 "$LOG" >&2
   rc=1
 fi
