@@ -163,11 +163,6 @@ export class RingWriter extends RingEnd {
     return this.size - ((this.prod - cons) >>> 0);
   }
 
-  /** Bytes written but not yet consumed by the peer. */
-  pending(): number {
-    return this.size - this.space();
-  }
-
   /** Copies up to `length` bytes of `from` into free space and publishes them; returns the count. */
   write(from: Uint8Array, offset = 0, length = from.length - offset): number {
     checkRange(from, offset, length);
