@@ -52,7 +52,9 @@ async function send(a: PeerArgs, backend: XenBackend): Promise<object> {
 
 async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
   const v = await Vchan.client({ peer: a.peer, path: a.path, backend });
-  const buf = Buffer.allocUnsafe(a.size);
+  let buf = Buffer.allocUnsafe(a.size);
+  // BENCH_FRESH_BUFFERS=1: a new Buffer per read, as a stream must hand out (the cost of fresh memory).
+  const fresh = process.env.BENCH_FRESH_BUFFERS === '1';
   const c0 = process.cpuUsage();
   let rx = 0;
   let first = 0;
@@ -71,6 +73,7 @@ async function recv(a: PeerArgs, backend: XenBackend): Promise<object> {
     } else {
       if (rx === 0) first = now();
       rx += n;
+      if (fresh) buf = Buffer.allocUnsafe(a.size);
     }
   }
   const last = now(); // the peer closed and the ring is drained
