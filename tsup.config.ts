@@ -8,6 +8,8 @@ export default defineConfig({
     'memory/index': 'src/memory/index.ts',
     // the emulator's command line (bin `xensim`)
     'sim/cli': 'sim/cli.ts',
+    // the `vchan` command (bin `vchan`); its shebang comes from src/cli/main.ts
+    'cli/vchan': 'src/cli/main.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
