@@ -7,6 +7,8 @@
 export interface Counts {
   sent: number;
   received: number;
+  /** Date.now() of the last byte moved either way (0: none yet). */
+  lastActivityAt: number;
 }
 
 const MB = 1e6;
@@ -23,9 +25,9 @@ function rate(n: number, seconds: number): string {
 }
 
 export class Progress {
-  private readonly started = Date.now();
+  private started = Date.now();
   private readonly timer: NodeJS.Timeout;
-  private last: Counts & { at: number };
+  private last: { sent: number; received: number; at: number };
   private drawn = false;
 
   constructor(
@@ -37,6 +39,11 @@ export class Progress {
     this.timer.unref();
   }
 
+  /** Averages count from here (the peer connected), not from when we started waiting for it. */
+  connected(): void {
+    this.started = this.last.at = Date.now();
+  }
+
   /** The rates since the previous line, so a stall shows at once. */
   private tick(): void {
     const now = Date.now();
@@ -45,7 +52,7 @@ export class Progress {
     const line =
       `vchan: sent ${bytes(c.sent)} (${rate(c.sent - this.last.sent, seconds)}), ` +
       `received ${bytes(c.received)} (${rate(c.received - this.last.received, seconds)})`;
-    this.last = { ...c, at: now };
+    this.last = { sent: c.sent, received: c.received, at: now };
     if (this.out.isTTY) {
       this.out.write(`\r${line}\x1b[K`);
       this.drawn = true;
@@ -54,11 +61,11 @@ export class Progress {
     }
   }
 
-  /** Stops the meter and prints totals with average rates. */
+  /** Stops the meter and prints totals, with average rates from connection to the last byte moved. */
   finish(): void {
     clearInterval(this.timer);
     const c = this.counts();
-    const seconds = (Date.now() - this.started) / 1000;
+    const seconds = (Math.max(c.lastActivityAt, this.started) - this.started) / 1000;
     if (this.drawn) this.out.write('\r\x1b[K');
     this.out.write(
       `vchan: sent ${c.sent} bytes (${rate(c.sent, seconds)}), received ${c.received} bytes (${rate(c.received, seconds)}) in ${seconds.toFixed(2)} s\n`,

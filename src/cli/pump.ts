@@ -51,6 +51,7 @@ class Relay {
   /** When everything from stdin was in the ring (0: not yet). */
   private flushedAt = 0;
   private lastReceivedAt = 0;
+  private lastActivityAt = 0;
   private peerClosed = false;
   private weClosed = false;
   private finished = false;
@@ -68,15 +69,18 @@ class Relay {
 
   start(): void {
     const { channel, stdin, stdout } = this;
-    if (this.options.progress) this.progress = new Progress(() => ({ sent: this.sent, received: this.received }));
+    if (this.options.progress) {
+      this.progress = new Progress(() => ({ sent: this.sent, received: this.received, lastActivityAt: this.lastActivityAt }));
+    }
 
     channel.on('connect', () => {
       this.connected = true;
+      this.progress?.connected();
       this.maybeStartCloser();
     });
     channel.on('data', (chunk: Buffer) => {
       this.received += chunk.length;
-      this.lastReceivedAt = Date.now();
+      this.lastReceivedAt = this.lastActivityAt = Date.now();
       if (!stdout.write(chunk)) {
         channel.pause();
         stdout.once('drain', () => channel.resume());
@@ -94,7 +98,7 @@ class Relay {
         return;
       }
       this.sent += chunk.length;
-      if (!channel.write(chunk)) stdin.pause();
+      if (!channel.write(chunk, () => (this.lastActivityAt = Date.now()))) stdin.pause();
     });
     stdin.on('end', () => {
       this.stdinEnded = true;
