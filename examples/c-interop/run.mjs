@@ -48,8 +48,8 @@ function buildCClient() {
 
 const { check, finish } = checker();
 try {
-  const c = buildCClient();
   await withEmulator(async ({ run }) => {
+    const c = buildCClient();
     const server = run(0, 'dom0 node', [process.execPath, here('server.mjs'), '--peer', '5', '--port', String(PORT), '--bytes', String(bytes)]);
     await server.waitFor(/^listening/);
     const path = `/local/domain/0/data/vchan/5/${PORT}`;
