@@ -173,8 +173,10 @@ async function serve(plan: ProxyPlan, stop: Stopper): Promise<number> {
       if (isStop(end)) return end.stopped;
       if (end === 'vchan-closed') {
         plan.log('vchan client disconnected');
+        // Withdraw the old offer first: a reconnecting C client must not find its entries.
+        const released = release(channel);
         await local.finish();
-        await release(channel);
+        await released;
         break;
       }
       plan.log('local side closed');
