@@ -67,6 +67,26 @@ describe('vchan listen <-> vchan connect', () => {
     expect(await sim.idle()).toMatchObject({ grants: 0, ports: 0 });
   });
 
+  it('one way, receiver on /dev/null: the sender closes once all was read; --progress ends with a summary on stderr', async () => {
+    const size = 16 * MiB;
+    const server = await cli(1, ['listen', '--peer', '2', '--path', 'data/one-way', '--linger', '0']);
+    const client = await cli(2, ['connect', '--peer', '1', '--path', '/local/domain/1/data/one-way', '--progress']);
+    client.child.stdin!.end(); // a pure receiver: it waits for the sender to close
+    server.child.stdout!.resume();
+    const [sent, got, serverExit, clientExit] = await Promise.all([
+      sendPattern(server.child.stdin!, 5, size),
+      hashStream(client.child.stdout!),
+      server.exited,
+      client.exited,
+    ]);
+    expect(serverExit, serverExit.stderr).toMatchObject({ code: 0, stderr: '' });
+    expect(clientExit.code, clientExit.stderr).toBe(0);
+    expect(got).toEqual({ sha256: sent.sha256, length: size });
+    expect(clientExit.stderr.trimEnd().split('\n').pop()).toMatch(
+      new RegExp(`^vchan: sent 0 bytes \\(0\\.0 MB/s\\), received ${size} bytes \\([0-9.]+ MB/s\\) in [0-9.]+ s$`),
+    );
+  });
+
   it('connect times out with ERR_VCHAN_TIMEOUT when no server appears', async () => {
     const client = await cli(2, ['connect', '--peer', '1', '--port', '12', '--timeout', '300']);
     client.child.stdin!.end();
