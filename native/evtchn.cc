@@ -1,4 +1,8 @@
 // Event channel ioctls on /dev/xen/evtchn.
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "args.h"
 #include "exports.h"
 #include "ioctl.h"
@@ -46,6 +50,18 @@ Napi::Value Notify(const Napi::CallbackInfo& info) {
   return PortOp(info, kEvtchnNotify, "IOCTL_EVTCHN_NOTIFY");
 }
 
+// evtchnUnmask(fd, port): writing a fired port back re-enables it; an event
+// that came while it was masked is delivered now.
+Napi::Value Unmask(const Napi::CallbackInfo& info) {
+  int fd = FdArg(info, 0);
+  uint32_t port = U32Arg(info, 1, "port", 0, 0xffffffff);
+  ssize_t n;
+  do n = write(fd, &port, sizeof port);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throw ErrnoError(info.Env(), errno, "write(evtchn)");
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitEvtchn(Napi::Env env, Napi::Object exports) {
@@ -53,6 +69,7 @@ void InitEvtchn(Napi::Env env, Napi::Object exports) {
   exports.Set("evtchnBindInterdomain", Napi::Function::New(env, BindInterdomain, "evtchnBindInterdomain"));
   exports.Set("evtchnUnbind", Napi::Function::New(env, Unbind, "evtchnUnbind"));
   exports.Set("evtchnNotify", Napi::Function::New(env, Notify, "evtchnNotify"));
+  exports.Set("evtchnUnmask", Napi::Function::New(env, Unmask, "evtchnUnmask"));
 }
 
 }  // namespace xen

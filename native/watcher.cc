@@ -1,10 +1,11 @@
 // Watcher: an fd watched by libuv (uv_poll), so waiting never blocks the loop.
 //
 // In evtchn mode each wake-up drains every fired port from the
-// (non-blocking) fd, writes each one back to unmask it, then makes one JS
-// call: callback(null, ports). Unmasking before the call means an event that
-// arrives while JS runs is not lost. In plain mode the callback(null) only
-// says "readable"; JS reads (used for /dev/xen/xenbus).
+// (non-blocking) fd and makes one JS call: callback(null, ports). The ports
+// stay masked until JS writes them back (evtchnUnmask): an event that fires
+// meanwhile stays pending and is delivered at the unmask, and JS can delay
+// the unmask of a port that floods it. In plain mode the callback(null)
+// only says "readable"; JS reads (used for /dev/xen/xenbus).
 //
 // An active watcher keeps itself alive (and, while ref'ed, the event loop)
 // until close(); close() inside the callback is safe.
@@ -109,18 +110,12 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       }
       ports.insert(ports.end(), buf, buf + n / sizeof(uint32_t));
     }
-    for (uint32_t port : ports) {
-      ssize_t n;
-      do n = write(fd_, &port, sizeof port);
-      while (n < 0 && errno == EINTR);
-      if (n < 0 && error == 0) error = errno;
-    }
     if (!ports.empty()) {
       Napi::Array list = Napi::Array::New(env, ports.size());
       for (size_t i = 0; i < ports.size(); i++) list.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ports[i]));
       Call({env.Null(), list});
     }
-    if (error != 0 && poll_ != nullptr) Fail(ErrnoError(env, error, "read/write(evtchn)"));
+    if (error != 0 && poll_ != nullptr) Fail(ErrnoError(env, error, "read(evtchn)"));
   }
 
   // Reports a failure once and stops: a broken fd would otherwise spin.

@@ -43,10 +43,12 @@ export interface EventChannel {
 }
 
 /**
- * Called when the port fired. The port has already been unmasked, so an
- * event that arrives while the handler runs is not lost: it calls again.
+ * Called when the port fired. An event that arrives while the handler runs
+ * is not lost: it calls again. Returning exactly `false` says this wake-up found
+ * nothing new; a backend may then delay the port's next wake-ups, so a peer
+ * that floods events cannot keep us busy.
  */
-export type EventHandler = () => void;
+export type EventHandler = () => unknown;
 
 export type StoreAccess = 'none' | 'read' | 'write' | 'both';
 

@@ -64,6 +64,10 @@ export class Vchan {
   private peerSeenConnected = false;
   private waiters: Waiter[] = [];
   private readonly listeners = new Set<() => void>();
+  /** What the peer controls, as the last event saw it: its two counters and whether it is open. */
+  private seenProduced = -1;
+  private seenConsumed = -1;
+  private seenOpen: OpenState | -1 = -1;
 
   private constructor(role: Role, peer: number, path: string, parts: ChannelParts) {
     this.role = role;
@@ -297,13 +301,41 @@ export class Vchan {
     this.dispatch();
   }
 
-  /** @internal Called by the backend's event handler. */
-  dispatch(): void {
-    if (this.closing) return;
+  /**
+   * @internal Called by the backend's event handler. Wakes every waiter and
+   * listener; returns false when the peer changed nothing since the last
+   * event (a flood), so the backend can slow its wake-ups down.
+   */
+  dispatch(): boolean {
+    if (this.closing) return false;
+    const changed = this.peerMoved();
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.resolve();
     for (const listener of this.listeners) listener();
+    return changed;
+  }
+
+  /**
+   * Whether the peer's counters or liveness moved since the last call. Uses
+   * the validated counters, which only move forward and at most a ring ahead
+   * of us, so a peer cannot fake endless progress; a corrupt counter counts
+   * as a change (the reader then sees ERR_VCHAN_PROTOCOL).
+   */
+  private peerMoved(): boolean {
+    const { reader, writer } = this.parts;
+    try {
+      reader.ready();
+      writer.space();
+    } catch {
+      return true;
+    }
+    const open = this.isOpen();
+    const moved = reader.peerCounter !== this.seenProduced || writer.peerCounter !== this.seenConsumed || open !== this.seenOpen;
+    this.seenProduced = reader.peerCounter;
+    this.seenConsumed = writer.peerCounter;
+    this.seenOpen = open;
+    return moved;
   }
 
   private request(bit: number): void {
@@ -343,7 +375,8 @@ function tooBig(op: string, length: number, size: number): VchanError {
 class EventRelay {
   private target: Vchan | undefined;
   private goneEarly = false;
-  readonly fire = (): void => this.target?.dispatch();
+  // Events before the Vchan exists are part of setup: never treated as a flood.
+  readonly fire = (): boolean => this.target?.dispatch() ?? true;
   readonly peerGone = (): void => {
     if (this.target) this.target.markPeerGone();
     else this.goneEarly = true;

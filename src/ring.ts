@@ -71,6 +71,11 @@ export class RingReader extends RingEnd {
     this.lastProd = this.cons;
   }
 
+  /** The peer's producer counter as last read and validated (it only moves forward). */
+  get peerCounter(): number {
+    return this.lastProd;
+  }
+
   /** Bytes ready to read. Throws ERR_VCHAN_PROTOCOL if the peer corrupted its counter. */
   ready(): number {
     return this.readyFrom(Atomics.load(this.words, this.prodAt));
@@ -148,6 +153,11 @@ export class RingWriter extends RingEnd {
     super(data, indices);
     this.prod = start >>> 0;
     this.lastCons = this.prod;
+  }
+
+  /** The peer's consumer counter as last read and validated (it only moves forward). */
+  get peerCounter(): number {
+    return this.lastCons;
   }
 
   /** Free bytes. Throws ERR_VCHAN_PROTOCOL if the peer corrupted its counter. */

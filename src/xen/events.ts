@@ -1,16 +1,35 @@
 /**
- * Event channels over one /dev/xen/evtchn fd: binds ports and dispatches
- * each wake-up (ports already unmasked by the shim) to the port's handler.
- * The fd is watched by one uv_poll watcher that keeps the process alive
- * only while some port is bound.
+ * Event channels over one /dev/xen/evtchn fd: binds ports, dispatches each
+ * wake-up to the port's handler, then unmasks the port. The fd is watched by
+ * one uv_poll watcher that keeps the process alive only while some port is
+ * bound.
+ *
+ * A peer can notify as often as it likes. When a port's handler says, several
+ * wake-ups in a row, that it found nothing new, we unmask that port later
+ * and later (up to MAX_DELAY_MS): a flood then costs a few wake-ups a second
+ * instead of a core, and a real event costs at most that delay. Events that
+ * fire while a port is masked stay pending and arrive at the unmask.
  */
 import type { EventChannel, EventHandler } from '../backend.js';
 import type { Devices } from './devices.js';
 import { kernelError, sys } from './errors.js';
 import type { NativeError, NativeWatcher, XenNative } from './native.js';
 
+/** Wake-ups in a row that found nothing new before a port's unmask is delayed. */
+const SPURIOUS_BEFORE_DELAY = 4;
+const MAX_DELAY_MS = 32;
+
+interface PortState {
+  readonly handler: EventHandler;
+  /** Wake-ups in a row whose handler found nothing new. */
+  spurious: number;
+  /** A delayed unmask, while throttled. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
 export class EventPorts {
-  private readonly handlers = new Map<number, EventHandler>();
+  private readonly ports = new Map<number, PortState>();
+  private fd = -1;
   private watcher: NativeWatcher | undefined;
   private broken: unknown;
 
@@ -33,7 +52,8 @@ export class EventPorts {
 
   /** Stops watching; the devices are closed by their owner. */
   close(): void {
-    this.handlers.clear();
+    for (const state of this.ports.values()) clearTimeout(state.timer);
+    this.ports.clear();
     this.watcher?.close();
     this.watcher = undefined;
   }
@@ -41,6 +61,7 @@ export class EventPorts {
   private start(): number {
     if (this.broken !== undefined) throw this.broken;
     const fd = this.devices.fd('evtchn');
+    this.fd = fd;
     if (!this.watcher) {
       this.watcher = sys('watching the event channel device', () => new this.native.Watcher(fd, true, (e, ports) => this.onWake(e, ports)));
       this.watcher.unref();
@@ -49,7 +70,7 @@ export class EventPorts {
   }
 
   private add(fd: number, port: number, onEvent: EventHandler): EventChannel {
-    this.handlers.set(port, onEvent);
+    this.ports.set(port, { handler: onEvent, spurious: 0, timer: undefined });
     this.updateRef();
     let closed = false;
     return {
@@ -67,7 +88,8 @@ export class EventPorts {
         if (closed) return;
         closed = true;
         // Forget the handler first: no callback after close, even for an event already read.
-        this.handlers.delete(port);
+        clearTimeout(this.ports.get(port)?.timer);
+        this.ports.delete(port);
         this.updateRef();
         if (this.broken === undefined && this.devices.isOpen('evtchn')) {
           sys(`unbinding event channel port ${port}`, () => this.native.evtchnUnbind(fd, port));
@@ -77,32 +99,62 @@ export class EventPorts {
   }
 
   private onWake(error: NativeError | null, ports: number[] | undefined): void {
-    if (error) {
-      // The device failed (or the emulator went away): wake everyone so they re-check, refuse new binds.
-      this.broken = kernelError(error, 'reading the event channel device');
-      this.watcher = undefined;
-      for (const handler of [...this.handlers.values()]) this.call(handler);
-      return;
-    }
+    if (error) return this.fail(kernelError(error, 'reading the event channel device'));
     for (const port of ports ?? []) {
-      const handler = this.handlers.get(port);
-      if (handler) this.call(handler);
+      const state = this.ports.get(port);
+      if (!state) continue; // unbound meanwhile: nothing to unmask
+      const changed = this.call(state.handler);
+      // The handler may have closed the port (and a new one may reuse the number).
+      if (this.ports.get(port) !== state) continue;
+      state.spurious = changed ? 0 : state.spurious + 1;
+      if (state.spurious < SPURIOUS_BEFORE_DELAY) {
+        this.unmask(port);
+      } else {
+        const delay = Math.min(MAX_DELAY_MS, 2 ** (state.spurious - SPURIOUS_BEFORE_DELAY));
+        state.timer = setTimeout(() => {
+          state.timer = undefined;
+          if (this.ports.get(port) === state) this.unmask(port);
+        }, delay);
+      }
     }
   }
 
-  private call(handler: EventHandler): void {
+  private unmask(port: number): void {
     try {
-      handler();
+      this.native.evtchnUnmask(this.fd, port);
+    } catch (error) {
+      // A port we cannot unmask would never fire again: treat it as the device failing.
+      this.fail(kernelError(error, `unmasking event channel port ${port}`));
+    }
+  }
+
+  /** The device failed (or the emulator went away): wake everyone so they re-check, refuse new binds. */
+  private fail(error: unknown): void {
+    if (this.broken !== undefined) return;
+    this.broken = error;
+    this.watcher?.close();
+    this.watcher = undefined;
+    for (const state of [...this.ports.values()]) {
+      clearTimeout(state.timer);
+      this.call(state.handler);
+    }
+  }
+
+  /** Runs a handler; true unless it said it found nothing new. */
+  private call(handler: EventHandler): boolean {
+    try {
+      return handler() !== false;
     } catch (error) {
       // One channel's bug must not starve the others: report it like an uncaught exception.
       queueMicrotask(() => {
         throw error;
       });
+      return true;
     }
   }
 
   private updateRef(): void {
-    if (this.handlers.size > 0) this.watcher?.ref();
+    if (this.ports.size > 0) this.watcher?.ref();
     else this.watcher?.unref();
   }
 }

@@ -14,7 +14,7 @@ import { ErrorCodes, VchanError } from '../errors.js';
 /** Flags of SET_UNMAP_NOTIFY, as the kernel numbers them. */
 export const UnmapAction = { CLEAR_BYTE: 1, SEND_EVENT: 2 } as const;
 
-/** Called per wake-up: in evtchn mode with every fired port (already unmasked). */
+/** Called per wake-up: in evtchn mode with every fired port (still masked: see evtchnUnmask). */
 export type WatcherCallback = (error: NativeError | null, ports?: number[]) => void;
 
 export interface NativeWatcher {
@@ -54,6 +54,8 @@ export interface XenNative {
   evtchnBindInterdomain(fd: number, remoteDomain: number, remotePort: number): number;
   evtchnUnbind(fd: number, port: number): void;
   evtchnNotify(fd: number, port: number): void;
+  /** Re-enables a port that fired; an event that came while it was masked is delivered now. */
+  evtchnUnmask(fd: number, port: number): void;
 
   /**
    * MAP_SHARED mapping of a device range as an external ArrayBuffer. Read-only

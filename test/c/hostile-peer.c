@@ -28,6 +28,8 @@
  *   --duration-ms N     how long to keep attacking after connect (default 2000)
  *   --timeout-ms N      how long to wait for the peer (default 10000)
  *   --seed S            random seed (default 1), so a failing run can be replayed
+ *   --flood-us N        between attacks, notify without pause (N=0) or every N µs,
+ *                       changing nothing: a flood of spurious events
  *
  * The attacks, with the roles mirrored: our own counters are the producer
  * index of the ring we write (server right.prod, client left.prod) and the
@@ -80,7 +82,7 @@
 static const char USAGE[] =
 	"usage: hostile-peer [--client] <peer-domid> <xs-path> [--left-min N --right-min N] [--pre FIELD=VALUE]... "
 	"[--after FIELD=VALUE]... [--attacks all|none|backwards,far,orders,live,notify,grants,random,storm] "
-	"[--interval-ms N] [--duration-ms N] [--timeout-ms N] [--seed S]\n";
+	"[--interval-ms N] [--duration-ms N] [--timeout-ms N] [--seed S] [--flood-us N]\n";
 
 enum { A_BACKWARDS, A_FAR, A_ORDERS, A_LIVE, A_NOTIFY, A_GRANTS, A_RANDOM, A_STORM, A_COUNT };
 static const char *const ATTACKS[A_COUNT] = { "backwards", "far", "orders", "live", "notify", "grants", "random", "storm" };
@@ -94,6 +96,8 @@ static unsigned attacks = (1u << A_COUNT) - 1;
 static long interval_ms = 20, duration_ms = 2000, timeout_ms = 10000;
 static uint64_t rng = 1;
 static uint64_t scribbles;
+static long flood_us = -1; /* < 0: no flood */
+static uint64_t kicks;
 static int client_mode;
 /* client only: honest traffic until a counter is scribbled on */
 static int frozen;
@@ -190,6 +194,7 @@ static void report(const char *attack, const char *field, uint32_t v)
 static void kick(struct libxenvchan *c)
 {
 	xenevtchn_notify(c->event, c->event_port);
+	kicks++;
 }
 
 static void apply_sets(struct libxenvchan *c, const struct set *s, int n, const char *label)
@@ -369,8 +374,13 @@ static void attack_loop(struct libxenvchan *c, int fd, double t_open)
 			continue;
 		}
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (flood_us >= 0) {
+			kick(c);
+			if (flood_us > 0)
+				usleep((useconds_t)flood_us);
+		}
 		/* acknowledge the peer's events so its kicks never pile up */
-		if (poll(&p, 1, (int)(next - t) + 1) > 0) {
+		if (poll(&p, 1, flood_us >= 0 ? 0 : (int)(next - t) + 1) > 0) {
 			libxenvchan_wait(c);
 			honest_io(c, 0);
 		}
@@ -383,7 +393,7 @@ static void finish(int connected, double t_open)
 	       client_mode ? "client" : "server", connected ? "true" : "false", scribbles);
 	if (client_mode)
 		printf(",\"sent\":%" PRIu64 ",\"received\":%" PRIu64, sent, received);
-	printf(",\"ms\":%.3f}\n", now_ms() - t_open);
+	printf(",\"kicks\":%" PRIu64 ",\"ms\":%.3f}\n", kicks, now_ms() - t_open);
 	fflush(stdout);
 }
 
@@ -510,6 +520,8 @@ int main(int argc, char **argv)
 			duration_ms = parse_num(a, v);
 		else if (!strcmp(a, "--timeout-ms"))
 			timeout_ms = parse_num(a, v);
+		else if (!strcmp(a, "--flood-us"))
+			flood_us = parse_num(a, v);
 		else if (!strcmp(a, "--seed"))
 			rng = (uint64_t)parse_num(a, v) * 0x9E3779B97F4A7C15ull | 1;
 		else

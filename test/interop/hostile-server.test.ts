@@ -32,12 +32,14 @@ interface Outcome {
   received: number;
   badAt: number;
   sent: number;
+  wakeups: number;
 }
 
 interface HostileResult {
   ok: boolean;
   connected?: boolean;
   scribbles?: number;
+  kicks?: number;
   sent?: number;
   received?: number;
 }
@@ -145,6 +147,17 @@ describe('hostile client scribbles while connected', () => {
     expect(spoke).toBe(true);
     expectOutlived(out, hostile);
     expectNearIdle(name, out);
+  });
+
+  // honest traffic every 20 ms resets the slow-down each time: still far fewer wake-ups than events
+  it('a flood of events between honest writes → all data intact, wake-ups bounded', async () => {
+    const { out, hostile, spoke } = await face([...attack('none'), '--flood-us', '0']);
+    cpuRows.push(`flood: ${hostile.kicks} events sent, ${out.wakeups} wake-ups`);
+    expect(spoke).toBe(true);
+    expect(hostile.kicks).toBeGreaterThan(10_000);
+    expectOutlived(out, hostile);
+    expect(out.wakeups).toBeLessThan(1500);
+    expectNearIdle('flood', out);
   });
 
   it.each([1, 2, 3, 4, 5])('random bytes in the header and grant list, seed %i', async (seed) => {

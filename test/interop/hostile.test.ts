@@ -20,6 +20,7 @@ interface Outcome {
   wallMs: number;
   connected: boolean;
   received: number;
+  wakeups: number;
 }
 
 let sim: TestSim;
@@ -120,6 +121,18 @@ describe('scribbles while connected: ERR_VCHAN_PROTOCOL or a clean close, CPU ne
     const { out } = await face(['--attacks', 'all', '--interval-ms', '10', '--duration-ms', '1500', '--seed', String(seed)]);
     expect(['protocol', 'closed']).toContain(out.outcome);
     expectNearIdle(`all, seed ${seed}`, out);
+  });
+
+  it('a flood of events that change nothing: wake-ups slow down to a few dozen a second', async () => {
+    const { out, hostile } = await face(['--attacks', 'none', '--flood-us', '0', '--interval-ms', '20', '--duration-ms', '1500']);
+    const kicks = (hostile as unknown as { kicks: number }).kicks;
+    cpuRows.push(`flood: ${kicks} events sent, ${out.wakeups} wake-ups`);
+    expect(out.outcome).toBe('closed');
+    expect(out.wallMs).toBeGreaterThan(1400); // it outlived the flood
+    expect(kicks).toBeGreaterThan(10_000);
+    // about 1500 ms / 32 ms between unmasks, plus the ramp: far below one per event
+    expect(out.wakeups).toBeLessThan(150);
+    expectNearIdle('flood', out);
   });
 
   it('harmless scribbles mixed (notify, storms, orders, grants) for 1.5 s', async () => {
