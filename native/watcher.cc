@@ -81,7 +81,15 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-    static_cast<Watcher*>(handle->data)->Fire(status);
+    auto* w = static_cast<Watcher*>(handle->data);
+    // Nothing may throw into libuv. An event can arrive while Node tears the
+    // environment down (an exiting process with a peer that just closed):
+    // then no JS can run and N-API calls throw; stop watching quietly.
+    try {
+      w->Fire(status);
+    } catch (...) {
+      w->CloseHandle();
+    }
   }
 
   void Fire(int status) {

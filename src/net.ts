@@ -6,6 +6,7 @@
  */
 import type { Backend } from './backend.js';
 import { Vchan } from './channel.js';
+import { abortedError } from './errors.js';
 import { VchanStream, type VchanStreamOptions } from './stream.js';
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
 import { XenBackend } from './xen/backend.js';
@@ -21,6 +22,10 @@ export interface ListenOptions extends VchanStreamOptions {
   readMin?: number;
   /** Minimum bytes of the ring we write; default 64 KiB. */
   writeMin?: number;
+  /** Stops waiting for the client (ERR_VCHAN_ABORTED): the stream is destroyed, everything released. */
+  signal?: AbortSignal;
+  /** Milliseconds to wait for the client before ERR_VCHAN_TIMEOUT. */
+  timeout?: number;
   /** Default: a new XenBackend, closed with the stream. */
   backend?: Backend;
 }
@@ -62,7 +67,23 @@ function streamOptions(o: Record<string, unknown>): VchanStreamOptions {
   return Object.fromEntries(Object.entries(o).filter(([key]) => !CHANNEL_KEYS.has(key))) as VchanStreamOptions;
 }
 
-/** Runs `setup` with the given or a new backend; a backend we created dies with the stream. */
+/** The caller's signal combined with a `timeout` in milliseconds, if any. */
+function waitSignal(o: Record<string, unknown>): AbortSignal | undefined {
+  const signal = checkSignal('signal', o.signal);
+  if (o.timeout === undefined) return signal;
+  if (typeof o.timeout !== 'number') throw new TypeError(`timeout must be a number of milliseconds, got ${describe(o.timeout)}`);
+  if (!Number.isFinite(o.timeout) || o.timeout < 0) {
+    throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${describe(o.timeout)}`);
+  }
+  const deadline = AbortSignal.timeout(o.timeout);
+  return signal ? AbortSignal.any([signal, deadline]) : deadline;
+}
+
+/**
+ * Runs `setup` with the given or a new backend. A backend we created is
+ * closed with the channel: at 'finish' (end() closed the channel; the
+ * readable side may never be consumed, so 'close' may never come) or 'close'.
+ */
 function withBackend(given: unknown, setup: (backend: Backend) => Promise<Vchan>, options: VchanStreamOptions): VchanStream {
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw new TypeError(`backend must implement Backend, got ${describe(given)}`);
@@ -73,7 +94,13 @@ function withBackend(given: unknown, setup: (backend: Backend) => Promise<Vchan>
     return setup(backend);
   })();
   const stream = new VchanStream(vchan, options);
-  if (given === undefined) stream.once('close', () => owned?.close());
+  if (given === undefined) {
+    const release = (): void => {
+      stream.off('finish', release).off('close', release);
+      owned?.close();
+    };
+    stream.once('finish', release).once('close', release);
+  }
   return stream;
 }
 
@@ -85,7 +112,21 @@ export function listen(options: ListenOptions): VchanStream {
   const readMin = o.readMin === undefined ? undefined : checkRingMin('readMin', o.readMin);
   const writeMin = o.writeMin === undefined ? undefined : checkRingMin('writeMin', o.writeMin);
   const path = 'path' in address ? address.path : `data/vchan/${peer}/${address.port}`;
-  return withBackend(o.backend, (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }), streamOptions(o));
+  const signal = waitSignal(o);
+  const stream = withBackend(o.backend, (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }), streamOptions(o));
+  if (signal) giveUpUnlessConnected(stream, signal);
+  return stream;
+}
+
+/** Destroys a listening stream whose client has not come when `signal` fires. */
+function giveUpUnlessConnected(stream: VchanStream, signal: AbortSignal): void {
+  const onAbort = (): void => {
+    if (!stream.destroyed) stream.destroy(abortedError(signal));
+  };
+  if (signal.aborted) return queueMicrotask(onAbort);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const done = (): void => signal.removeEventListener('abort', onAbort);
+  stream.once('connect', done).once('close', done);
 }
 
 /** Connects to `peer`'s channel (waiting for it with a xenstore watch); 'connect' once live. */
@@ -93,14 +134,7 @@ export function connect(options: ConnectOptions): VchanStream {
   const o = checkObject('options', options);
   const peer = checkDomid('peer', o.peer);
   const address = checkAddress(o);
-  let signal = checkSignal('signal', o.signal);
-  if (o.timeout !== undefined) {
-    if (typeof o.timeout !== 'number' || !Number.isFinite(o.timeout) || o.timeout < 0) {
-      throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${describe(o.timeout)}`);
-    }
-    const deadline = AbortSignal.timeout(o.timeout);
-    signal = signal ? AbortSignal.any([signal, deadline]) : deadline;
-  }
+  const signal = waitSignal(o);
   return withBackend(
     o.backend,
     async (backend) => {

@@ -18,7 +18,7 @@ const DEVICE_MODULES: Record<string, string> = {
   gntalloc: 'xen_gntalloc',
   gntdev: 'xen_gntdev',
   evtchn: 'xen_evtchn',
-  xenbus: 'xenfs (or a kernel with xenbus_dev_frontend)',
+  xenbus: 'xenbus_dev_frontend (built into kernels with Xen guest support)',
   privcmd: 'xen_privcmd',
 };
 

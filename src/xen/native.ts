@@ -69,9 +69,19 @@ export interface XenNative {
   Watcher: new (fd: number, evtchn: boolean, callback: WatcherCallback) => NativeWatcher;
 }
 
+/**
+ * This module's directory. The ESM build knows it from import.meta.url (a
+ * global __dirname, as `node -e` defines, would be wrong there); the CJS
+ * build has an empty import.meta and its own __dirname.
+ */
+function moduleDir(): string {
+  const url = (import.meta as { url?: string }).url;
+  return url ? dirname(fileURLToPath(url)) : __dirname;
+}
+
 /** The package root: the nearest directory above this module holding binding.gyp. */
 function packageRoot(): string {
-  let dir = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  let dir = moduleDir();
   for (;;) {
     if (existsSync(join(dir, 'binding.gyp'))) return dir;
     const up = dirname(dir);

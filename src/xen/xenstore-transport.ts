@@ -41,7 +41,7 @@ export async function openTransport(path: string | undefined, events: XsTranspor
   throw new VchanError(
     'ENOENT',
     `no xenstore connection: ${candidates.join(' and ')} ${candidates.length > 1 ? 'do' : 'does'} not exist. ` +
-      'In dom0 start xenstored; in a domU load xenfs or the xenbus device; without Xen run under the emulator (xensim run --domid N -- <command>)',
+      'In dom0 start xenstored; in a domU the kernel must provide /dev/xen/xenbus (xenbus_dev_frontend); without Xen run under the emulator (xensim run --domid N -- <command>)',
     { syscall: 'connect' },
   );
 }

@@ -62,6 +62,43 @@ describe('listen() and connect()', () => {
     expect(hv.held()).toEqual(before);
   });
 
+  it('a listen timeout or abort before the client comes destroys the stream and withdraws the offer', async () => {
+    const hv = new MemoryHypervisor();
+    const dom0 = hv.backend(0);
+    const before = hv.held();
+    const server = listen({ peer: 5, port: 11, backend: dom0, timeout: 40 });
+    await once(server, 'listening');
+    expect(await dom0.store.read('/local/domain/0/data/vchan/5/11/ring-ref')).toMatch(/^[0-9]+$/);
+    const closed = new Promise((r) => server.once('close', r));
+    expect((await errorOf(server)).code).toBe('ERR_VCHAN_TIMEOUT');
+    await closed;
+    expect(await dom0.store.read('/local/domain/0/data/vchan/5/11/ring-ref')).toBeUndefined();
+    expect(hv.held()).toEqual(before);
+
+    const controller = new AbortController();
+    const aborted = listen({ peer: 5, port: 12, backend: dom0, signal: controller.signal });
+    await once(aborted, 'listening');
+    const abortedClosed = new Promise((r) => aborted.once('close', r));
+    controller.abort();
+    const abortError = await errorOf(aborted);
+    expect(abortError.code).toBe('ERR_VCHAN_ABORTED');
+    await abortedClosed;
+    expect(hv.held()).toEqual(before);
+  });
+
+  it('a listen timeout no longer applies once the client connected', async () => {
+    const hv = new MemoryHypervisor();
+    const server = listen({ peer: 5, port: 13, backend: hv.backend(0), timeout: 60 });
+    const client = connect({ peer: 0, port: 13, backend: hv.backend(5) });
+    await Promise.all([once(server, 'connect'), once(client, 'connect')]);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(server.destroyed).toBe(false);
+    client.end('still here');
+    const [chunk] = (await once(server, 'data')) as [Buffer];
+    expect(chunk.toString()).toBe('still here');
+    server.destroy();
+  });
+
   it('reject bad options at once, naming them', () => {
     const backend = new MemoryHypervisor().backend(0);
     expect(() => listen({ peer: 5, backend } as never)).toThrow(/path or port/);
@@ -70,7 +107,11 @@ describe('listen() and connect()', () => {
     expect(() => listen({ peer: 5, port: 1.5, backend })).toThrow(/port/);
     expect(() => listen({ peer: 'x', port: 1, backend } as never)).toThrow(/peer/);
     expect(() => listen({ peer: 5, port: 1, readMin: 0, backend })).toThrow(/readMin/);
-    expect(() => connect({ peer: 0, port: 1, timeout: -5, backend })).toThrow(/timeout/);
+    expect(() => connect({ peer: 0, port: 1, timeout: -5, backend })).toThrow(RangeError);
+    expect(() => connect({ peer: 0, port: 1, timeout: '5' as never, backend })).toThrow(TypeError);
+    expect(() => connect({ peer: 0, port: 1, timeout: '5' as never, backend })).toThrow(/timeout/);
+    expect(() => listen({ peer: 5, port: 1, timeout: Number.NaN, backend })).toThrow(/timeout/);
+    expect(() => listen({ peer: 5, port: 1, signal: 'stop' as never, backend })).toThrow(/signal/);
     expect(() => connect({ peer: 0, port: 1, backend: 42 } as never)).toThrow(/backend/);
     expect(() => connect(undefined as never)).toThrow(TypeError);
   });

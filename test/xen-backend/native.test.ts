@@ -29,6 +29,22 @@ function thrown(call: () => unknown): NativeError {
 }
 
 describe('native shim: loading and arguments', () => {
+  // `node -e` defines a global __dirname of '.': the ESM build must not take it for its own.
+  it.each(['index.js', 'index.cjs'])('dist/%s finds the shim from `node -e` in another directory', async (file) => {
+    const script = `
+      const load = ${file.endsWith('.cjs') ? `Promise.resolve(require(${JSON.stringify(join(ROOT, 'dist', file))}))` : `import(${JSON.stringify(join(ROOT, 'dist', file))})`};
+      load.then((m) => {
+        try {
+          new m.XenBackend({ deviceDir: '/nonexistent' }).close();
+          console.log(JSON.stringify({ loaded: true }));
+        } catch (e) {
+          console.log(JSON.stringify({ code: e.code, message: e.message }));
+        }
+      });`;
+    const out = JSON.parse(await runNode(['-e', script])) as { loaded?: boolean; message?: string };
+    expect(out, out.message).toEqual({ loaded: true });
+  });
+
   it('exports one function per kernel operation', () => {
     expect(Object.keys(native).sort()).toEqual(
       [
