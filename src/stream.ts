@@ -58,6 +58,8 @@ export class VchanStream extends Duplex {
   private draining = false;
   private connected = false;
   private readonly slab = new Slab();
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleMs = 0;
 
   constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
     super({
@@ -73,6 +75,55 @@ export class VchanStream extends Duplex {
   /** The underlying channel, once set up. */
   get vchan(): Vchan | undefined {
     return this.channel;
+  }
+
+  // node:net.Socket look-alikes, so code written for sockets (http.Agent
+  // keep-alive, servers fed with emit('connection')) runs unchanged.
+  /** No-op: a vchan has no keep-alive probes; a peer that dies is seen at once. */
+  setKeepAlive(): this {
+    return this;
+  }
+
+  /** No-op: every write goes into the ring at once. */
+  setNoDelay(): this {
+    return this;
+  }
+
+  /** No-op: an open channel keeps the process alive, as a ref'ed socket does. */
+  ref(): this {
+    return this;
+  }
+
+  /** No-op: an open channel keeps the process alive until it is closed. */
+  unref(): this {
+    return this;
+  }
+
+  /**
+   * As net.Socket: 'timeout' after `ms` without bytes read or written (0
+   * turns it off); the stream stays open. `callback` is a once-listener.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (typeof ms !== 'number') throw new TypeError(`ms must be a number of milliseconds, got ${typeof ms}`);
+    if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`ms must be a finite number ≥ 0, got ${ms}`);
+    if (callback !== undefined && typeof callback !== 'function') throw new TypeError('callback must be a function');
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (callback) {
+      if (ms === 0) this.off('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this.idleMs = ms;
+    if (ms > 0 && !this.destroyed) {
+      this.idleTimer = setTimeout(() => this.emit('timeout'), ms);
+      this.idleTimer.unref();
+    }
+    return this;
+  }
+
+  /** The idle timeout set by setTimeout(), if any. */
+  get timeout(): number | undefined {
+    return this.idleTimer ? this.idleMs : undefined;
   }
 
   override _construct(callback: (error?: Error | null) => void): void {
@@ -114,6 +165,8 @@ export class VchanStream extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     const pending = this.pending;
     this.pending = undefined;
     pending?.callback(error ?? peerClosedError('the stream was destroyed'));
@@ -156,6 +209,7 @@ export class VchanStream extends Duplex {
         const left = chunk.length - pending.offset;
         const written = left === 0 ? 0 : vchan.write(chunk, pending.offset, left);
         pending.offset += written;
+        if (written > 0) this.idleTimer?.refresh();
         if (pending.offset === chunk.length) {
           pending.index++;
           pending.offset = 0;
@@ -197,6 +251,7 @@ export class VchanStream extends Duplex {
         }
         const chunk = this.slab.take(Math.min(ready, READ_CHUNK));
         vchan.read(chunk);
+        this.idleTimer?.refresh();
         if (!this.push(chunk)) this.wantRead = false;
       }
     } catch (error) {

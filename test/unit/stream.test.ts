@@ -173,3 +173,73 @@ describe('VchanStream', () => {
     expect(error.code).toBe('ERR_VCHAN_TIMEOUT');
   });
 });
+
+describe('VchanStream as a socket', () => {
+  it("serves HTTP with a stock keep-alive http.Agent: several requests reuse one channel", async () => {
+    const http = await import('node:http');
+    const { listen, connect } = await import('../../src/net.js');
+    const hv = new MemoryHypervisor();
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d: string) => (body += d));
+      req.on('end', () => res.end(`${req.method} ${req.url} ${body.length}`));
+    });
+    const serverSide = listen({ peer: 5, port: 80, backend: hv.backend(0) });
+    server.emit('connection', serverSide);
+    const clientSide = connect({ peer: 0, port: 80, backend: hv.backend(5) });
+    await once(clientSide, 'connect');
+
+    // The stock Agent calls setKeepAlive/ref/unref on its sockets between requests.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    let connections = 0;
+    (agent as unknown as { createConnection: () => VchanStream }).createConnection = () => {
+      connections++;
+      return clientSide;
+    };
+    const ask = (method: string, path: string, body = ''): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ agent, method, path, headers: { 'content-length': body.length } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (d: string) => (text += d));
+          res.on('end', () => resolve(`${res.statusCode} ${text}`));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect(await ask('GET', '/a')).toBe('200 GET /a 0');
+    expect(await ask('POST', '/b', 'x'.repeat(100_000))).toBe('200 POST /b 100000');
+    expect(await ask('GET', '/c')).toBe('200 GET /c 0');
+    expect(connections).toBe(1);
+    agent.destroy();
+    serverSide.destroy();
+  });
+
+  it("setTimeout(ms) emits 'timeout' after ms without traffic, keeps the stream open, and 0 turns it off", async () => {
+    const { listen, connect } = await import('../../src/net.js');
+    const hv = new MemoryHypervisor();
+    const a = listen({ peer: 5, port: 81, backend: hv.backend(0) });
+    const b = connect({ peer: 0, port: 81, backend: hv.backend(5) });
+    await Promise.all([once(a, 'connect'), once(b, 'connect')]);
+    expect(() => a.setTimeout('5' as never)).toThrow(TypeError);
+    expect(() => a.setTimeout(-1)).toThrow(RangeError);
+    let fired = 0;
+    a.setTimeout(80, () => fired++);
+    expect(a.timeout).toBe(80);
+    // traffic every 30 ms keeps it from firing
+    for (let i = 0; i < 5; i++) {
+      b.write('x');
+      await once(a, 'data');
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    expect(fired).toBe(0);
+    await once(a, 'timeout');
+    expect(fired).toBe(1);
+    expect(a.destroyed).toBe(false);
+    a.setTimeout(0);
+    expect(a.timeout).toBeUndefined();
+    b.write('still open');
+    const [chunk] = (await once(a, 'data')) as [Buffer];
+    expect(chunk.toString()).toBe('still open');
+    a.destroy();
+  });
+});
