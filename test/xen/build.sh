@@ -29,16 +29,23 @@ rm -rf "$STAGE" "$CACHE/boot"; mkdir -p "$PAY/bin" "$PAY/pkg/build/Release" "$CA
 
 # --- the payload ---------------------------------------------------------------
 # C peers, static against Debian's libxenvchan: no Xen libraries needed in guests.
-for p in vchan-peer hostile-peer; do
-  cc -O2 -static -std=gnu11 -I"$DR/usr/include" "$REPO/test/c/$p.c" -o "$PAY/bin/$p" \
+# (bench-peer: the C side of bench/, for the ratios the bench scenario prints)
+for src in test/c/vchan-peer.c test/c/hostile-peer.c bench/c/bench-peer.c; do
+  p=$(basename "$src" .c)
+  cc -O2 -static -std=gnu11 -I"$DR/usr/include" "$REPO/$src" -o "$PAY/bin/$p" \
     "$DLIB/libxenvchan.a" "$DLIB/libxengnttab.a" "$DLIB/libxenevtchn.a" "$DLIB/libxenstore.a" \
     "$DLIB/libxentoolcore.a" "$DLIB/libxentoollog.a" -lpthread 2>"$CACHE/cc.log" ||
     die "building $p against Debian's static libraries failed (see $CACHE/cc.log)"
 done
 # The package as an installed copy would look: the addon is found from
 # binding.gyp upwards and loaded through node-gyp-build.
-"$REPO/node_modules/.bin/esbuild" "$HERE/peer.ts" --bundle --platform=node --format=esm \
-  --target=node20 --log-level=error --outfile="$PAY/pkg/xen/peer.mjs"
+# our test peer, the vchan command, the TS side of bench/
+for entry in "$HERE/peer.ts:peer" "$REPO/src/cli/main.ts:vchan" "$REPO/bench/peer/main.ts:bench-peer"; do
+  # (a require() for the CommonJS dependencies bundled into ESM, e.g. commander's node:events)
+  "$REPO/node_modules/.bin/esbuild" "${entry%:*}" --bundle --platform=node --format=esm \
+    --banner:js="import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);" \
+    --target=node20 --log-level=error --outfile="$PAY/pkg/xen/${entry##*:}.mjs"
+done
 cp "$REPO/binding.gyp" "$REPO/package.json" "$PAY/pkg/"
 cp "$ADDON" "$PAY/pkg/build/Release/"
 mkdir -p "$PAY/pkg/node_modules"

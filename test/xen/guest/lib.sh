@@ -5,6 +5,9 @@ export PATH=$P/bin:$PATH
 NODE=$P/bin/node
 PEER="$NODE $P/pkg/xen/peer.mjs"
 UPEER="node /payload/pkg/xen/peer.mjs" # the same, as the domU names it
+VCHAN="$NODE $P/pkg/xen/vchan.mjs"      # the vchan command
+UVCHAN="node /payload/pkg/xen/vchan.mjs"
+BPEER="$NODE $P/pkg/xen/bench-peer.mjs"  # bench/'s TS peer (bench-peer, in bin/, is its C side)
 MiB=1048576
 L=/tmp/sc # the running scenario's peer logs
 [ -f /tmp/domid ] && D=$(cat /tmp/domid) && H=/local/domain/$D

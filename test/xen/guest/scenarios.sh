@@ -153,6 +153,56 @@ hostile() { # WANT MAXCPU HOSTILE-ARGS...
     fail "busy: cpu $cpu ms over $wall ms (limit $maxcpu%)"
 }
 
+# --- the vchan command: listen in dom0, connect in the domU, a file each way at once
+cli() {
+  p=$(port); n=$((16 * MiB))
+  head -c $n /dev/urandom >/tmp/cli.out
+  $VCHAN listen --peer "$D" --port "$p" --progress </tmp/cli.out >/tmp/cli.in 2>$L/l.log &
+  s=$!
+  wait_for $L/l.log listening 60 || fail "vchan listen did not publish: $(cat $L/l.log)"
+  u_wait "$(u_start "head -c $n /dev/urandom >/tmp/cli.out && $UVCHAN connect --peer 0 --port $p </tmp/cli.out >/tmp/cli.in && sha256sum /tmp/cli.out /tmp/cli.in")" 300 >$L/c.log
+  crc=$?; wait $s; src=$?
+  sed -i 's/\\n/\n/g' $L/c.log # the agent's output comes back through xenstore, newlines escaped
+  cat $L/l.log $L/c.log
+  [ $src = 0 ] && [ $crc = 0 ] || fail "vchan listen exited $src, vchan connect in the domU $crc"
+  domu_sent=$(awk '$2 == "/tmp/cli.out" {print $1}' $L/c.log)
+  domu_got=$(awk '$2 == "/tmp/cli.in" {print $1}' $L/c.log)
+  [ -n "$domu_sent" ] && [ "$(sha256sum </tmp/cli.in | cut -d' ' -f1)" = "$domu_sent" ] || fail "dom0 did not receive the domU's file intact"
+  [ "$(sha256sum </tmp/cli.out | cut -d' ' -f1)" = "$domu_got" ] || fail "the domU did not receive dom0's file intact"
+  [ "$(wc -c </tmp/cli.in)" -eq $n ] || fail "dom0 received $(wc -c </tmp/cli.in) of $n bytes"
+  echo "closed: both files intact, $n bytes each way"
+  rm -f /tmp/cli.out /tmp/cli.in
+}
+
+# --- bench/'s peers on real Xen, both ends in dom0: this library against C
+# libxenvchan in the same boot, as ratios (TCG: absolute figures mean little).
+# Measures, never fails on a ratio; fails only if a peer does.
+add() { awk -v a="$1" -v b="$2" 'BEGIN { print a + b }'; }
+bench() {
+  for c in "send recv 65536 1048576" "send recv 512 1048576" "send recv 65536 4096" "echo ping 64 65536"; do
+    set -- $c
+    c_sum=0 ts_sum=0
+    for rep in 1 2; do
+      for impl in c ts; do
+        p=$(port); path=data/vchan/0/b$p
+        if [ $impl = c ]; then run_peer="bench-peer"; else run_peer="$BPEER"; fi
+        api=; [ $impl = ts ] && api="vchan vchan"
+        $run_peer $1 $api 0 "$path" "$4" "$3" 1 >$L/bs.log 2>&1 &
+        s=$!
+        wait_for $L/bs.log listening 60 || fail "$impl bench server did not publish: $(cat $L/bs.log)"
+        $run_peer $2 $api 0 "/local/domain/0/$path" "$4" "$3" 1 >$L/bc.log 2>&1 || fail "$impl bench client: $(cat $L/bc.log)"
+        wait $s || fail "$impl bench server: $(cat $L/bs.log)"
+        if [ $2 = ping ]; then v=$(field $L/bc.log p50); else
+          v=$(awk -v rx="$(field $L/bc.log rx)" -v t="$(field $L/bc.log seconds)" 'BEGIN { printf "%.1f", rx / t / 1e6 }'); fi
+        echo "$impl $2 w=$3 ring=$4 rep $rep: $v $([ $2 = ping ] && echo 'µs p50' || echo MB/s)," \
+          "client CPU $(field $L/bc.log cpu) s over $(field $L/bc.log seconds) s"
+        if [ $impl = c ]; then c_sum=$(add $c_sum $v); else ts_sum=$(add $ts_sum $v); fi
+      done
+    done
+    echo "RATE bench $2 w=$3 ring=$4 TS/C $(awk -v t=$ts_sum -v c=$c_sum 'BEGIN { printf "%.2f", t / c }')"
+  done
+}
+
 # --- the domU is destroyed under an open channel ---------------------------------------
 destroy() {
   p=$(port); path=data/vchan/$D/$p
@@ -233,6 +283,7 @@ run c-server-dom0.ts-client-domU 300 domu_ts client c $((16 * MiB))
 run ts-server-dom0.ts-client-domU 300 domu_ts client ts $((16 * MiB))
 run ts-server-domU.ts-client-dom0 300 domu_ts server ts $((16 * MiB))
 run vchan-socket-proxy-domU.ts-server-dom0 300 proxy
+run vchan-command.listen-dom0.connect-domU 300 cli
 run kill-c-peer 180 kill_c
 run kill-node 180 kill_node
 run hostile.bad-orders 180 hostile any 50 --pre left_order=9 --attacks none --duration-ms 0 --timeout-ms 15000
@@ -245,5 +296,6 @@ run hostile.notify-bytes 180 hostile clean 60 --attacks notify --interval-ms 20 
 # the port's unmask, up to 32 ms; before that a storm cost 0.15-1 core)
 run hostile.event-storm 180 hostile clean 40 --attacks storm --interval-ms 20 --duration-ms 4000 --seed 5
 run hostile.event-flood 180 hostile clean 25 --attacks none --flood-us 0 --interval-ms 20 --duration-ms 4000
+run bench.ts-vs-c.dom0 300 bench
 run destroy 180 destroy
 exit $failed
