@@ -35,17 +35,9 @@ class VchanAgent extends http.Agent {
     if (++this.connections > 1) throw new Error('the agent asked for a second connection');
     return this.channel;
   }
-
-  // Between requests the base class turns on TCP keep-alive probes and
-  // unref()s the socket, and ref()s it again for the next request. A vchan
-  // has neither: it simply stays open until one side closes it.
-  keepSocketAlive() {
-    return true;
-  }
-
-  reuseSocket(_channel, req) {
-    req.reusedSocket = true;
-  }
+  // Nothing else: between requests the base class calls setKeepAlive(),
+  // unref() and ref() on its socket, which a VchanStream accepts as a
+  // net.Socket would.
 }
 
 /** One request; resolves with status, headers and the whole body. */
