@@ -40,6 +40,16 @@ export interface EventChannel {
   notify(): void;
   /** Unbinds the port; no callback runs afterwards. Idempotent. */
   close(): void;
+  /** Optional: a bound port keeps the process alive (the default) … */
+  ref?(): void;
+  /** … or not, as with a socket's unref(). */
+  unref?(): void;
+}
+
+/** What keeps the process alive while a channel is open; see EventChannel.ref and StoreWatch.ref. */
+export interface KeepAliveHandle {
+  ref?(): void;
+  unref?(): void;
 }
 
 /**
@@ -61,6 +71,10 @@ export interface StorePermission {
 export interface StoreWatch {
   /** Removes the watch. Idempotent. */
   close(): Promise<void>;
+  /** Optional: a watch keeps the process alive (the default) … */
+  ref?(): void;
+  /** … or not. */
+  unref?(): void;
 }
 
 /** The xenstore operations the protocol uses. Relative paths resolve under /local/domain/<own id>/. */
@@ -97,4 +111,11 @@ export interface Backend {
   bindInterdomain(peer: number, remotePort: number, onEvent: EventHandler): Promise<EventChannel>;
 
   readonly store: Store;
+
+  /**
+   * Optional: backends with the same scope are one process on one xenstore,
+   * so a second offer on a path one of them already offers is EADDRINUSE.
+   * Default: the backend object itself.
+   */
+  readonly offerScope?: object;
 }

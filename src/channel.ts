@@ -6,6 +6,7 @@
 import type { Backend } from './backend.js';
 import { abortedError, closedError, ErrorCodes, peerClosedError, VchanError } from './errors.js';
 import { chooseOrders, Live, Notify, Offsets } from './layout.js';
+import { absolutePath, claimOffer } from './offers.js';
 import { checkRange } from './ring.js';
 import { setupClient, setupServer, type ChannelParts, type Role } from './setup.js';
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
@@ -59,9 +60,14 @@ export class Vchan {
   private readonly outboxOffset: number;
   private readonly peerLiveOffset: number;
   private readonly ownLiveOffset: number;
-  private closing: Promise<void> | undefined;
-  private peerGone = false;
+  /** Set once everything the channel holds is being released: by close(), or because the peer left. */
+  private releasing: Promise<void> | undefined;
+  private closedByUs = false;
+  /** Once the peer is seen gone: what it left unread for us, copied out before the pages went. */
+  private departure: Departure | undefined;
   private peerSeenConnected = false;
+  private markReleased!: () => void;
+  private readonly releasedPromise = new Promise<void>((resolve) => (this.markReleased = resolve));
   private waiters: Waiter[] = [];
   private readonly listeners = new Set<() => void>();
   /** What the peer controls, as the last event saw it: its two counters and whether it is open. */
@@ -91,9 +97,18 @@ export class Vchan {
     const backend = checkBackend(o.backend);
     const orders = chooseOrders(readMin, writeMin);
     const relay = new EventRelay();
-    const parts = await setupServer({
-      backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire, onPeerGone: relay.peerGone,
-    });
+    const unclaim = claimOffer(backend, absolutePath(await backend.domainId(), path));
+    let parts: ChannelParts;
+    try {
+      parts = await setupServer({
+        backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire, onPeerGone: relay.peerGone,
+      });
+    } catch (error) {
+      unclaim();
+      throw error;
+    }
+    // Released last: the path is free again once the entries are gone.
+    parts.releases.unshift(unclaim);
     return relay.attach(new Vchan('server', peer, path, parts));
   }
 
@@ -117,8 +132,18 @@ export class Vchan {
     return this.parts.writer.size;
   }
 
+  /** close() was called. (A channel whose peer left is released too, but not closed: its last bytes stay readable.) */
   get closed(): boolean {
-    return this.closing !== undefined;
+    return this.closedByUs;
+  }
+
+  /**
+   * Resolves once the pages, the port, the peer watch and (server) the
+   * xenstore entries are released: after close(), or as soon as the peer is
+   * seen gone. Never rejects.
+   */
+  released(): Promise<void> {
+    return this.releasedPromise;
   }
 
   /** The local event channel port (for diagnostics). */
@@ -128,7 +153,7 @@ export class Vchan {
 
   /** Like libxenvchan_is_open: 0 closed, 1 connected, 2 (server only) client not yet connected. */
   isOpen(): OpenState {
-    if (this.closing || this.peerGone) return 0;
+    if (this.closedByUs || this.departure) return 0;
     const live = this.parts.page.loadByte(this.peerLiveOffset);
     // A peer that went away stays gone, whatever it writes later.
     if (live === Live.CONNECTED) {
@@ -136,26 +161,33 @@ export class Vchan {
       return 1;
     }
     if (live === Live.WAITING && this.role === 'server') return this.peerSeenConnected ? 1 : 2;
-    this.peerGone = true;
+    this.depart();
     return 0;
   }
 
   /** Bytes ready to read, without asking the peer for a notification. */
   available(): number {
     this.assertNotClosed();
+    if (this.departure) return this.departure.left();
     return this.parts.reader.ready();
   }
 
   /** Bytes ready to read; asks the peer to notify us when it writes more. */
   dataReady(): number {
     this.assertNotClosed();
+    if (this.departure) return this.departure.left();
     this.request(Notify.WRITE);
     return this.parts.reader.ready();
   }
 
-  /** Free bytes in the write ring; asks the peer to notify us when it reads. */
+  /**
+   * Free bytes in the write ring; asks the peer to notify us when it reads.
+   * Once the peer is gone: the space as it left it (so `writeSize -
+   * bufferSpace()` is what it never read).
+   */
   bufferSpace(): number {
     this.assertNotClosed();
+    if (this.departure) return this.departure.space;
     this.request(Notify.READ);
     return this.parts.writer.space();
   }
@@ -168,6 +200,7 @@ export class Vchan {
     checkBytes('into', into);
     checkRange(into, offset, length);
     this.assertNotClosed();
+    if (this.departure) return this.departure.read(into, offset, length);
     const reader = this.parts.reader;
     let ready = reader.ready();
     if (ready < length) {
@@ -175,11 +208,8 @@ export class Vchan {
       this.request(Notify.WRITE);
       ready = reader.ready();
     }
-    if (ready === 0 && length > 0 && this.isOpen() === 0) {
-      // Liveness was read after the counter: the peer may have written its last bytes and closed in between.
-      ready = reader.ready();
-      if (ready === 0) throw peerClosedError();
-    }
+    // Liveness is read after the counter, so bytes written just before the peer left are in the copy.
+    if (ready === 0 && length > 0 && this.isOpen() === 0) return this.departure!.read(into, offset, length);
     const count = Math.min(ready, length);
     if (count > 0) {
       reader.readKnown(into, offset, count);
@@ -228,12 +258,13 @@ export class Vchan {
     this.assertNotClosed();
     const reader = this.parts.reader;
     if (into.length > reader.size) throw tooBig('recv', into.length, reader.size);
+    if (this.departure) return this.departure.recv(into);
     if (reader.ready() < into.length) {
       this.request(Notify.WRITE);
       if (reader.ready() < into.length) {
-        // As in read(): look at the ring once more after seeing the peer gone.
+        // As in read(): once the peer is seen gone, what it left is in the copy.
         if (this.isOpen() !== 0) return 0;
-        if (reader.ready() < into.length) throw peerClosedError();
+        return this.departure!.recv(into);
       }
     }
     reader.readKnown(into, 0, into.length);
@@ -247,7 +278,7 @@ export class Vchan {
    */
   wait(signal?: AbortSignal): Promise<void> {
     checkSignal('signal', signal);
-    if (this.closing) return Promise.reject(closedError());
+    if (this.closedByUs) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     if (this.isOpen() === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -282,23 +313,30 @@ export class Vchan {
    * readable by the peer. Safe to call more than once.
    */
   close(): Promise<void> {
-    if (this.closing) return this.closing;
-    const { page, port, releases } = this.parts;
-    page.storeByte(this.ownLiveOffset, Live.EXITED);
-    port.notify();
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w.reject(closedError());
-    this.listeners.clear();
-    this.closing = releases.releaseAll();
-    return this.closing;
+    if (!this.closedByUs) {
+      this.closedByUs = true;
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w.reject(closedError());
+      this.listeners.clear();
+    }
+    return this.release();
   }
 
   /** Marks the peer gone without a liveness change (e.g. its domain was destroyed). */
   markPeerGone(): void {
-    if (this.peerGone) return;
-    this.peerGone = true;
-    this.dispatch();
+    if (this.closedByUs || this.departure) return;
+    this.depart();
+  }
+
+  /** Keeps the process alive while the channel is open (the default), as a ref'ed socket does. */
+  ref(): void {
+    for (const handle of this.parts.handles) handle.ref?.();
+  }
+
+  /** Lets the process exit although the channel is open, as an unref'ed socket does. */
+  unref(): void {
+    for (const handle of this.parts.handles) handle.unref?.();
   }
 
   /**
@@ -307,7 +345,7 @@ export class Vchan {
    * event (a flood), so the backend can slow its wake-ups down.
    */
   dispatch(): boolean {
-    if (this.closing) return false;
+    if (this.releasing) return false;
     const changed = this.peerMoved();
     const waiters = this.waiters;
     this.waiters = [];
@@ -338,6 +376,51 @@ export class Vchan {
     return moved;
   }
 
+  /**
+   * The peer is seen gone: copy what it left unread (at most one ring, 1 MiB)
+   * out of the shared pages, then release everything at once. A dead peer's
+   * kernel asked us to unmap; until we do, its domain cannot free those pages.
+   */
+  private depart(): void {
+    const { reader, writer } = this.parts;
+    let unread = Buffer.alloc(0);
+    let failure: unknown;
+    let space = 0;
+    try {
+      const count = reader.ready();
+      unread = Buffer.allocUnsafe(count);
+      reader.readKnown(unread, 0, count);
+      space = writer.space();
+    } catch (error) {
+      failure = error; // corrupt counters: the reader gets ERR_VCHAN_PROTOCOL instead of bytes
+    }
+    this.departure = new Departure(unread, space, failure);
+    void this.release();
+    // Wake everyone once more (after the current caller returns): reads now see the copy, then the end.
+    queueMicrotask(() => {
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const w of waiters) w.resolve();
+      for (const listener of [...this.listeners]) listener();
+      this.listeners.clear();
+    });
+  }
+
+  /** Marks us gone, wakes the peer and releases every part, once. */
+  private release(): Promise<void> {
+    if (this.releasing) return this.releasing;
+    const { page, port, releases } = this.parts;
+    page.storeByte(this.ownLiveOffset, Live.EXITED);
+    try {
+      port.notify();
+    } catch {
+      // The peer's end of the port is gone with it: nobody left to wake.
+    }
+    this.releasing = releases.releaseAll();
+    this.releasing.then(this.markReleased, this.markReleased);
+    return this.releasing;
+  }
+
   private request(bit: number): void {
     this.parts.page.orByte(this.outboxOffset, bit);
   }
@@ -354,7 +437,7 @@ export class Vchan {
   }
 
   private assertNotClosed(): void {
-    if (this.closing) throw closedError();
+    if (this.closedByUs) throw closedError();
   }
 
   private assertWritable(): void {
@@ -369,6 +452,37 @@ function checkBytes(name: string, value: unknown): void {
 
 function tooBig(op: string, length: number, size: number): VchanError {
   return new VchanError(ErrorCodes.TOO_BIG, `${op} of ${length} bytes can never fit a ring of ${size} bytes`);
+}
+
+/** What a departed peer left unread, served by read/recv until empty, then ERR_VCHAN_PEER_CLOSED. */
+class Departure {
+  private offset = 0;
+
+  constructor(
+    private readonly unread: Buffer,
+    /** Free space of our write ring when the peer left. */
+    readonly space: number,
+    private readonly failure: unknown,
+  ) {}
+
+  left(): number {
+    return this.unread.length - this.offset;
+  }
+
+  read(into: Uint8Array, offset: number, length: number): number {
+    if (length === 0) return 0;
+    const count = Math.min(length, this.left());
+    if (count === 0) throw this.failure ?? peerClosedError();
+    into.set(this.unread.subarray(this.offset, this.offset + count), offset);
+    this.offset += count;
+    return count;
+  }
+
+  recv(into: Uint8Array): number {
+    if (into.length === 0) return 0;
+    if (this.left() < into.length) throw this.failure ?? peerClosedError();
+    return this.read(into, 0, into.length);
+  }
 }
 
 /** Routes backend events to the Vchan once it exists (events before that have nothing to wake). */

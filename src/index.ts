@@ -1,6 +1,6 @@
 /** xen-vchan: Xen's libvchan protocol for Node.js. */
 export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState } from './channel.js';
-export { VchanStream, type VchanStreamOptions } from './stream.js';
+export { VchanStream, type VchanStreamOptions, type VchanSource, type VchanAddress, type VchanStreamError } from './stream.js';
 export { listen, connect, type ListenOptions, type ConnectOptions } from './net.js';
 export { VchanError, ErrorCodes, type VchanErrorCode } from './errors.js';
 export type {
@@ -9,6 +9,7 @@ export type {
   EventHandler,
   GrantMapping,
   GrantShare,
+  KeepAliveHandle,
   Store,
   StoreAccess,
   StorePermission,

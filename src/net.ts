@@ -7,7 +7,7 @@
 import type { Backend } from './backend.js';
 import { Vchan } from './channel.js';
 import { abortedError } from './errors.js';
-import { VchanStream, type VchanStreamOptions } from './stream.js';
+import { VchanStream, type VchanAddress, type VchanStreamOptions } from './stream.js';
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
 import { XenBackend } from './xen/backend.js';
 
@@ -67,80 +67,125 @@ function streamOptions(o: Record<string, unknown>): VchanStreamOptions {
   return Object.fromEntries(Object.entries(o).filter(([key]) => !CHANNEL_KEYS.has(key))) as VchanStreamOptions;
 }
 
-/** The caller's signal combined with a `timeout` in milliseconds, if any. */
-function waitSignal(o: Record<string, unknown>): AbortSignal | undefined {
-  const signal = checkSignal('signal', o.signal);
-  if (o.timeout === undefined) return signal;
+/** `timeout` in milliseconds, if given: the deadline for the peer to come. */
+function setupDeadline(o: Record<string, unknown>): AbortSignal | undefined {
+  if (o.timeout === undefined) return undefined;
   if (typeof o.timeout !== 'number') throw new TypeError(`timeout must be a number of milliseconds, got ${describe(o.timeout)}`);
   if (!Number.isFinite(o.timeout) || o.timeout < 0) {
     throw new RangeError(`timeout must be a non-negative number of milliseconds, got ${describe(o.timeout)}`);
   }
-  const deadline = AbortSignal.timeout(o.timeout);
-  return signal ? AbortSignal.any([signal, deadline]) : deadline;
+  return AbortSignal.timeout(o.timeout);
+}
+
+function checkListener(value: unknown): (() => void) | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new TypeError(`listener must be a function, got ${describe(value)}`);
+  return value as (() => void) | undefined;
+}
+
+/** Signals that are set, combined. */
+function anyOf(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const set = signals.filter((s): s is AbortSignal => s !== undefined);
+  return set.length <= 1 ? set[0] : AbortSignal.any(set);
 }
 
 /**
- * Runs `setup` with the given or a new backend. A backend we created is
- * closed with the channel: at 'finish' (end() closed the channel; the
- * readable side may never be consumed, so 'close' may never come) or 'close'.
+ * Makes the stream over `setup`, run with the given or a new backend. A
+ * backend we created is closed with the channel: as soon as the channel is
+ * released (end(), destroy(), or the peer seen gone), or at 'close' if
+ * setup never finished.
  */
-function withBackend(given: unknown, setup: (backend: Backend) => Promise<Vchan>, options: VchanStreamOptions): VchanStream {
+function makeStream(
+  given: unknown,
+  setup: (backend: Backend, cancel: AbortSignal) => Promise<Vchan>,
+  options: VchanStreamOptions,
+  address: VchanAddress,
+): VchanStream {
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw new TypeError(`backend must implement Backend, got ${describe(given)}`);
   }
   let owned: XenBackend | undefined;
-  const vchan = (async () => {
-    const backend = (given as Backend | undefined) ?? (owned = new XenBackend());
-    return setup(backend);
-  })();
-  const stream = new VchanStream(vchan, options);
-  if (given === undefined) {
-    const release = (): void => {
-      stream.off('finish', release).off('close', release);
-      owned?.close();
-    };
-    stream.once('finish', release).once('close', release);
-  }
+  const stream = new VchanStream(
+    async (cancel) => {
+      const backend = (given as Backend | undefined) ?? (owned = new XenBackend());
+      const vchan = await setup(backend, cancel);
+      void vchan.released().then(release);
+      return vchan;
+    },
+    options,
+    address,
+  );
+  const release = (): void => {
+    owned?.close();
+  };
+  if (given === undefined) stream.once('close', release);
   return stream;
 }
 
-/** Publishes a channel for `peer` and returns its stream; 'listening' once published, 'connect' once the client is live. */
-export function listen(options: ListenOptions): VchanStream {
-  const o = checkObject('options', options);
-  const peer = checkDomid('peer', o.peer);
-  const address = checkAddress(o);
-  const readMin = o.readMin === undefined ? undefined : checkRingMin('readMin', o.readMin);
-  const writeMin = o.writeMin === undefined ? undefined : checkRingMin('writeMin', o.writeMin);
-  const path = 'path' in address ? address.path : `data/vchan/${peer}/${address.port}`;
-  const signal = waitSignal(o);
-  const stream = withBackend(o.backend, (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }), streamOptions(o));
-  if (signal) giveUpUnlessConnected(stream, signal);
-  return stream;
-}
-
-/** Destroys a listening stream whose client has not come when `signal` fires. */
-function giveUpUnlessConnected(stream: VchanStream, signal: AbortSignal): void {
+/**
+ * Destroys the stream with ERR_VCHAN_ABORTED (ERR_VCHAN_TIMEOUT for a
+ * deadline) when `signal` fires before `until` (or before 'close').
+ */
+function abortOn(stream: VchanStream, signal: AbortSignal | undefined, until?: 'connect'): void {
+  if (!signal) return;
   const onAbort = (): void => {
     if (!stream.destroyed) stream.destroy(abortedError(signal));
   };
   if (signal.aborted) return queueMicrotask(onAbort);
   signal.addEventListener('abort', onAbort, { once: true });
   const done = (): void => signal.removeEventListener('abort', onAbort);
-  stream.once('connect', done).once('close', done);
+  if (until) stream.once(until, done);
+  stream.once('close', done);
 }
 
-/** Connects to `peer`'s channel (waiting for it with a xenstore watch); 'connect' once live. */
-export function connect(options: ConnectOptions): VchanStream {
+/**
+ * Publishes a channel for `peer` and returns its stream; 'listening' once
+ * published, 'connect' once the client is live (`listener` is added for
+ * 'connect').
+ */
+export function listen(options: ListenOptions, listener?: () => void): VchanStream {
   const o = checkObject('options', options);
   const peer = checkDomid('peer', o.peer);
   const address = checkAddress(o);
-  const signal = waitSignal(o);
-  return withBackend(
+  const readMin = o.readMin === undefined ? undefined : checkRingMin('readMin', o.readMin);
+  const writeMin = o.writeMin === undefined ? undefined : checkRingMin('writeMin', o.writeMin);
+  const path = 'path' in address ? address.path : `data/vchan/${peer}/${address.port}`;
+  const signal = checkSignal('signal', o.signal);
+  const deadline = setupDeadline(o);
+  const onConnect = checkListener(listener);
+  const stream = makeStream(
     o.backend,
-    async (backend) => {
+    (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }),
+    streamOptions(o),
+    { peer, path, ...('port' in address ? { port: address.port } : {}) },
+  );
+  abortOn(stream, signal);
+  abortOn(stream, deadline, 'connect');
+  if (onConnect) stream.once('connect', onConnect);
+  return stream;
+}
+
+/**
+ * Connects to `peer`'s channel (waiting for it with a xenstore watch) and
+ * returns its stream; 'connect' once live (`listener` is added for it).
+ */
+export function connect(options: ConnectOptions, listener?: () => void): VchanStream {
+  const o = checkObject('options', options);
+  const peer = checkDomid('peer', o.peer);
+  const address = checkAddress(o);
+  const signal = checkSignal('signal', o.signal);
+  const deadline = setupDeadline(o);
+  const onConnect = checkListener(listener);
+  const stream = makeStream(
+    o.backend,
+    async (backend, cancel) => {
+      const wait = anyOf(cancel, signal, deadline)!;
       const path = 'path' in address ? address.path : `/local/domain/${peer}/data/vchan/${await backend.domainId()}/${address.port}`;
-      return Vchan.client({ peer, path, backend, ...(signal ? { signal } : {}) });
+      return Vchan.client({ peer, path, backend, signal: wait });
     },
     streamOptions(o),
+    'path' in address ? { peer, path: address.path } : { peer, port: address.port },
   );
+  abortOn(stream, signal);
+  if (onConnect) stream.once('connect', onConnect);
+  return stream;
 }

@@ -61,5 +61,7 @@ export async function watchPeerDomain(store: Store, peer: number, onGone: () => 
       gone = true;
       await Promise.allSettled(watches.map((w) => w.close()));
     },
+    ref: () => watches.forEach((w) => w.ref?.()),
+    unref: () => watches.forEach((w) => w.unref?.()),
   };
 }

@@ -10,6 +10,11 @@ export class Releases {
     this.actions.push(action);
   }
 
+  /** Adds an action that runs after all the others. */
+  unshift(action: () => void | Promise<void>): void {
+    this.actions.unshift(action);
+  }
+
   get size(): number {
     return this.actions.length;
   }

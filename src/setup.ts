@@ -3,7 +3,7 @@
  * step registers how to undo it, so a failed or aborted setup releases
  * every page, port and xenstore entry it took.
  */
-import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare } from './backend.js';
+import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
 import { abortedError, protocolError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
 import { watchPeerDomain } from './peer-watch.js';
@@ -20,6 +20,8 @@ export interface ChannelParts {
   readonly writer: RingWriter;
   readonly port: EventChannel;
   readonly releases: Releases;
+  /** What keeps the process alive while the channel is open (the port, the peer watch). */
+  readonly handles: readonly KeepAliveHandle[];
 }
 
 /** u32 word indices of each ring's counters in the control page. */
@@ -88,7 +90,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       ],
     );
     releases.push(() => backend.store.remove(s.path));
-    await watchPeer(backend, self, peer, s.onPeerGone, releases);
+    const watch = await watchPeer(backend, self, peer, s.onPeerGone, releases);
 
     return {
       role: 'server',
@@ -97,15 +99,17 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       writer: new RingWriter(right.data, { words: page.words, ...RIGHT }),
       port,
       releases,
+      handles: watch ? [port, watch] : [port],
     };
   });
 }
 
 /** Watches the peer's domain unless it is our own (loopback). */
-async function watchPeer(backend: Backend, self: number, peer: number, onGone: () => void, releases: Releases): Promise<void> {
-  if (peer === self) return;
+async function watchPeer(backend: Backend, self: number, peer: number, onGone: () => void, releases: Releases): Promise<StoreWatch | undefined> {
+  if (peer === self) return undefined;
   const watch = await watchPeerDomain(backend.store, peer, onGone);
   releases.push(() => watch.close());
+  return watch;
 }
 
 async function serverRing(
@@ -164,14 +168,14 @@ export function setupClient(s: ClientSetup): Promise<ChannelParts> {
     const writer = new RingWriter(leftData, { words: page.words, ...LEFT }, Atomics.load(page.words, LEFT.prod));
     const reader = new RingReader(rightData, { words: page.words, ...RIGHT }, Atomics.load(page.words, RIGHT.cons));
 
-    await watchPeer(backend, await backend.domainId(), peer, s.onPeerGone, releases);
+    const watch = await watchPeer(backend, await backend.domainId(), peer, s.onPeerGone, releases);
     throwIfAborted(signal);
 
     page.storeByte(Offsets.CLI_LIVE, Live.CONNECTED);
     page.storeByte(Offsets.SRV_NOTIFY, Notify.WRITE);
     // Tell the server we are here.
     port.notify();
-    return { role: 'client', page, reader, writer, port, releases };
+    return { role: 'client', page, reader, writer, port, releases, handles: watch ? [port, watch] : [port] };
   });
 }
 

@@ -1,20 +1,36 @@
 /**
- * VchanStream: a node:stream Duplex over a Vchan. Writes fill the ring as
- * far as it goes and wait for space only then; reads drain what is ready.
- * Backpressure works both ways: we take bytes out of the ring only when the
- * consumer asks, so a slow consumer stalls the peer's writer, not our memory.
+ * VchanStream: a node:stream Duplex over a Vchan, shaped and behaving like
+ * a net.Socket. Writes fill the ring as far as it goes and wait for space
+ * only then; reads drain what is ready. Backpressure works both ways: we
+ * take bytes out of the ring only when the consumer asks, so a slow
+ * consumer stalls the peer's writer, not our memory.
  *
  * libvchan has no half-close: end() flushes our writes into the ring and then
- * closes the whole channel (the peer can still read what we wrote). When the
- * peer closes, the readable side ends after the data already in the ring and
- * later writes fail with ERR_VCHAN_PEER_CLOSED (so the writable side stays
- * open by default: allowHalfOpen is Node's default, true).
+ * closes the whole channel (the peer can still read what we wrote; what had
+ * already arrived from it is still delivered here). When the peer closes,
+ * the readable side ends after the data it left and, as net.Socket's default
+ * allowHalfOpen: false does, the stream then ends and closes itself.
  */
 import { Duplex, type DuplexOptions } from 'node:stream';
 import type { Vchan } from './channel.js';
-import { peerClosedError } from './errors.js';
+import { peerClosedError, type VchanError } from './errors.js';
 
 export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev' | 'final' | 'destroy' | 'construct'>;
+
+/**
+ * Where a stream's channel comes from: a Vchan, a promise of one, or a
+ * function that sets one up and is told (by `signal`) when the stream is
+ * destroyed before the setup finished, so it can stop and release.
+ */
+export type VchanSource = Vchan | Promise<Vchan> | ((signal: AbortSignal) => Promise<Vchan>);
+
+/** Who the stream talks to, known before the channel is set up. */
+export interface VchanAddress {
+  readonly peer: number;
+  /** Undefined until set up when it depends on our domain id (connect with a port). */
+  readonly path?: string;
+  readonly port?: number;
+}
 
 /** Largest chunk pushed to the readable side. */
 const READ_CHUNK = 64 * 1024;
@@ -49,32 +65,121 @@ interface PendingWrite {
   callback: (error?: Error | null) => void;
 }
 
+/** An error on a VchanStream: a VchanError, or what destroy(err) was given. */
+export type VchanStreamError = VchanError | (Error & { code?: string });
+
+// Typed events, so listeners compile under --strict (merged into the class).
+export interface VchanStream {
+  on(event: 'error', listener: (error: VchanStreamError) => void): this;
+  on(event: 'data', listener: (chunk: Buffer) => void): this;
+  on(event: 'close', listener: (hadError: boolean) => void): this;
+  on(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'error', listener: (error: VchanStreamError) => void): this;
+  once(event: 'data', listener: (chunk: Buffer) => void): this;
+  once(event: 'close', listener: (hadError: boolean) => void): this;
+  once(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  off(event: 'error', listener: (error: VchanStreamError) => void): this;
+  off(event: 'data', listener: (chunk: Buffer) => void): this;
+  off(event: 'close', listener: (hadError: boolean) => void): this;
+  off(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+  addListener(event: 'error', listener: (error: VchanStreamError) => void): this;
+  addListener(event: 'data', listener: (chunk: Buffer) => void): this;
+  addListener(event: 'close', listener: (hadError: boolean) => void): this;
+  addListener(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
 export class VchanStream extends Duplex {
   private channel: Vchan | undefined;
-  private readonly source: Vchan | Promise<Vchan>;
+  private readonly source: VchanSource;
+  private readonly address: VchanAddress | undefined;
+  /** Aborted when the stream is destroyed while the setup still runs. */
+  private readonly setupAbort = new AbortController();
   private unsubscribe: (() => void) | undefined;
-  private pending: PendingWrite | undefined;
+  private pendingWrite: PendingWrite | undefined;
   private wantRead = false;
   private draining = false;
+  /** 'connect' was emitted: the peer is (or was) there, and its bytes may flow. */
   private connected = false;
+  /** 'listening' has had its own turn: a 'connect' may follow. */
+  private mayConnect = false;
+  private referenced = true;
+  /** After our end(): what had arrived from the peer, copied out before the channel closed. */
+  private tail: Buffer[] | undefined;
+  /** An end() waiting for its chance to close (a server whose client has not read our data yet). */
+  private finishing: ((error?: Error | null) => void) | undefined;
+  /** A server's end() came before its client: close only once the client has read what we wrote. */
+  private waitForReader = false;
+  private dispatched = 0;
+  private received = 0;
   private readonly slab = new Slab();
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private idleMs = 0;
 
-  constructor(source: Vchan | Promise<Vchan>, options: VchanStreamOptions = {}) {
+  constructor(source: VchanSource, options: VchanStreamOptions = {}, address?: VchanAddress) {
     super({
       ...options,
+      // As net.Socket: once the peer is gone and its data delivered, end and close.
+      allowHalfOpen: options.allowHalfOpen ?? false,
       // Node's 16 KiB default would split every ring-full into several pushes.
       readableHighWaterMark: options.readableHighWaterMark ?? options.highWaterMark ?? READ_CHUNK,
       decodeStrings: true,
       objectMode: false,
     });
     this.source = source;
+    this.address = address;
   }
 
   /** The underlying channel, once set up. */
   get vchan(): Vchan | undefined {
     return this.channel;
+  }
+
+  /** The peer's domain id (undefined for a wrapped Vchan still setting up). */
+  get peer(): number | undefined {
+    return this.address?.peer ?? this.channel?.peer;
+  }
+
+  /** The xenstore path of the channel. */
+  get path(): string | undefined {
+    return this.channel?.path ?? this.address?.path;
+  }
+
+  /** The Qubes-style port number, when the channel was given one. */
+  get port(): number | undefined {
+    return this.address?.port;
+  }
+
+  /** Bytes delivered to the readable side, as net.Socket#bytesRead. */
+  get bytesRead(): number {
+    return this.received;
+  }
+
+  /** Bytes written into the ring plus those still queued, as net.Socket#bytesWritten. */
+  get bytesWritten(): number {
+    return this.dispatched + this.writableLength;
+  }
+
+  /** True until the peer is there ('connect'), as net.Socket#connecting. */
+  get connecting(): boolean {
+    return !this.connected && !this.destroyed;
+  }
+
+  /** True while not connected, as net.Socket#pending. */
+  get pending(): boolean {
+    return !this.connected || this.destroyed;
+  }
+
+  /** As net.Socket#readyState. */
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
   }
 
   // node:net.Socket look-alikes, so code written for sockets (http.Agent
@@ -89,14 +194,30 @@ export class VchanStream extends Duplex {
     return this;
   }
 
-  /** No-op: an open channel keeps the process alive, as a ref'ed socket does. */
+  /** The open channel keeps the process alive (the default). */
   ref(): this {
+    this.referenced = true;
+    this.channel?.ref();
     return this;
   }
 
-  /** No-op: an open channel keeps the process alive until it is closed. */
+  /** The open channel no longer keeps the process alive (an idle keep-alive socket in a pool). */
   unref(): this {
+    this.referenced = false;
+    this.channel?.unref();
     return this;
+  }
+
+  /** As net.Socket: end(), then destroy() once finished. */
+  destroySoon(): void {
+    if (this.writable) this.end();
+    if (this.writableFinished) this.destroy();
+    else this.once('finish', () => this.destroy());
+  }
+
+  /** Closes at once, dropping what is not yet in the ring (net.Socket's RST). */
+  resetAndDestroy(): this {
+    return this.destroy();
   }
 
   /**
@@ -126,17 +247,27 @@ export class VchanStream extends Duplex {
     return this.idleTimer ? this.idleMs : undefined;
   }
 
+  /** Also stops a setup still running (Node would wait for it before _destroy). */
+  override destroy(error?: Error): this {
+    if (!this.channel && !this.destroyed) this.setupAbort.abort(error ?? new Error('the stream was destroyed'));
+    return super.destroy(error);
+  }
+
   override _construct(callback: (error?: Error | null) => void): void {
-    Promise.resolve(this.source).then(
+    const source = this.source;
+    const setup = typeof source === 'function' ? source(this.setupAbort.signal) : source;
+    Promise.resolve(setup).then(
       (vchan) => {
         this.channel = vchan;
+        if (this.destroyed) return callback(); // _destroy closes it
         this.unsubscribe = vchan.onEvent(() => this.onChannelEvent());
+        if (!this.referenced) vchan.unref();
         callback();
-        this.emit('ready');
-        if (vchan.role === 'server') this.emit('listening');
-        this.checkConnected();
+        // Never in the caller's turn: a listener attached in reaction to the previous event must be able to exist.
+        process.nextTick(() => this.announce(vchan));
       },
-      (error: Error) => callback(error),
+      // Destroyed meanwhile: the setup's failure is only its cancellation.
+      (error: Error) => callback(this.destroyed ? null : error),
     );
   }
 
@@ -146,29 +277,28 @@ export class VchanStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.pending = { chunks: [chunk], index: 0, offset: 0, callback };
+    this.pendingWrite = { chunks: [chunk], index: 0, offset: 0, callback };
     this.continueWrite();
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.pending = { chunks: chunks.map((c) => c.chunk), index: 0, offset: 0, callback };
+    this.pendingWrite = { chunks: chunks.map((c) => c.chunk), index: 0, offset: 0, callback };
     this.continueWrite();
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    // All writes are in the ring now. Keep what already arrived, then close.
-    this.drain(true);
-    this.closeChannel().then(() => {
-      this.push(null);
-      callback();
-    }, callback);
+    // All writes are in the ring now. A server whose client has not come yet keeps its offer for it.
+    this.waitForReader = this.channel?.role === 'server' && this.channel.isOpen() === 2;
+    this.finishing = callback;
+    this.tryFinish();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    const pending = this.pending;
-    this.pending = undefined;
+    this.finishing = undefined;
+    const pending = this.pendingWrite;
+    this.pendingWrite = undefined;
     pending?.callback(error ?? peerClosedError('the stream was destroyed'));
     this.closeChannel().then(
       () => callback(error),
@@ -182,25 +312,82 @@ export class VchanStream extends Duplex {
     return this.channel ? this.channel.close() : Promise.resolve();
   }
 
+  /** 'connect' (client) or 'ready' and 'listening' (server), each in a turn of its own. */
+  private announce(vchan: Vchan): void {
+    if (this.destroyed) return;
+    if (vchan.role === 'client') {
+      this.mayConnect = true;
+      this.checkConnected();
+      this.emit('ready');
+      return;
+    }
+    this.emit('ready');
+    this.emit('listening');
+    setImmediate(() => {
+      this.mayConnect = true;
+      this.onChannelEvent();
+    });
+  }
+
   private onChannelEvent(): void {
+    if (this.destroyed) return;
     this.checkConnected();
-    if (this.pending) this.continueWrite();
+    if (this.pendingWrite) this.continueWrite();
     if (this.wantRead) this.drain();
+    this.tryFinish();
   }
 
   private checkConnected(): void {
-    if (this.connected || !this.channel || this.channel.closed) return;
+    if (this.connected || !this.mayConnect || !this.channel || this.channel.closed) return;
     // A client that came and went before we looked still connected: report it,
     // then the readable side delivers its data and ends.
     if (this.channel.isOpen() !== 2) {
       this.connected = true;
       this.emit('connect');
+      // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
+      this.read(0);
+      if (this.wantRead) this.drain();
     }
+  }
+
+  /** Closes for end() once nothing holds it back; keeps what had arrived, for the readable side. */
+  private tryFinish(): void {
+    const callback = this.finishing;
+    const vchan = this.channel;
+    if (!callback || !vchan) return;
+    if (this.waitForReader && !vchan.closed) {
+      const open = vchan.isOpen();
+      // bufferSpace() asks the client to tell us when it reads.
+      if (open === 2 || (open === 1 && vchan.bufferSpace() < vchan.writeSize)) return;
+    }
+    this.finishing = undefined;
+    try {
+      this.tail = this.takeUnread(vchan);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    this.closeChannel().then(() => {
+      callback();
+      // The readable side ends once the copied bytes are read.
+      if (this.wantRead) this.drain();
+    }, callback);
+  }
+
+  /** Everything the peer had written, out of the ring (at most one ring: 1 MiB). */
+  private takeUnread(vchan: Vchan): Buffer[] {
+    const chunks: Buffer[] = [];
+    if (vchan.closed) return chunks;
+    for (let ready = vchan.available(); ready > 0; ready = vchan.available()) {
+      const chunk = this.slab.take(Math.min(ready, READ_CHUNK));
+      vchan.read(chunk);
+      chunks.push(chunk);
+    }
+    return chunks;
   }
 
   /** Writes pending chunks until done or the ring is full (then the next event resumes). */
   private continueWrite(): void {
-    const pending = this.pending;
+    const pending = this.pendingWrite;
     const vchan = this.channel;
     if (!pending || !vchan) return;
     try {
@@ -209,6 +396,7 @@ export class VchanStream extends Duplex {
         const left = chunk.length - pending.offset;
         const written = left === 0 ? 0 : vchan.write(chunk, pending.offset, left);
         pending.offset += written;
+        this.dispatched += written;
         if (written > 0) this.idleTimer?.refresh();
         if (pending.offset === chunk.length) {
           pending.index++;
@@ -218,39 +406,34 @@ export class VchanStream extends Duplex {
         }
       }
     } catch (error) {
-      this.pending = undefined;
+      this.pendingWrite = undefined;
       pending.callback(error as Error);
       return;
     }
-    this.pending = undefined;
+    this.pendingWrite = undefined;
     pending.callback();
   }
 
   /**
-   * Moves ready bytes from the ring into the readable buffer while the
-   * consumer wants more (or unconditionally when `all`). Ends the readable
-   * side once the peer is gone and the ring is empty.
+   * Moves ready bytes to the readable side while the consumer wants more.
+   * Ends the readable side once the peer is gone and what it left is read,
+   * or (after our end()) once the copied bytes are read.
    */
-  private drain(all = false): void {
-    const vchan = this.channel;
-    if (!vchan || vchan.closed || this.draining) return;
+  private drain(): void {
+    if (this.draining || !this.connected) return;
     this.draining = true;
     try {
-      while (this.wantRead || all) {
-        let ready = vchan.available();
-        if (ready === 0) ready = vchan.dataReady(); // ask for a wake-up, then look again
-        if (ready === 0) {
-          if (vchan.isOpen() !== 0) return;
-          // Liveness was read after the counter: the peer may have written its last bytes and closed in between.
-          ready = vchan.available();
-          if (ready === 0) {
-            this.wantRead = false;
-            this.push(null);
-            return;
-          }
+      while (this.wantRead) {
+        const chunk = this.nextChunk();
+        if (chunk === undefined) return;
+        if (chunk === null) {
+          this.wantRead = false;
+          this.push(null);
+          // As net.Socket does at EOF: 'end' comes even if nothing is reading (once the buffer is empty).
+          process.nextTick(() => this.read(0));
+          return;
         }
-        const chunk = this.slab.take(Math.min(ready, READ_CHUNK));
-        vchan.read(chunk);
+        this.received += chunk.length;
         this.idleTimer?.refresh();
         if (!this.push(chunk)) this.wantRead = false;
       }
@@ -259,5 +442,23 @@ export class VchanStream extends Duplex {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** The next chunk for the readable side; undefined: none yet; null: the end. */
+  private nextChunk(): Buffer | null | undefined {
+    if (this.tail) return this.tail.shift() ?? null;
+    const vchan = this.channel;
+    if (!vchan || vchan.closed) return undefined;
+    let ready = vchan.available();
+    if (ready === 0) ready = vchan.dataReady(); // ask for a wake-up, then look again
+    if (ready === 0) {
+      if (vchan.isOpen() !== 0) return undefined;
+      // The peer is gone: what it wrote last is readable still (the channel kept a copy).
+      ready = vchan.available();
+      if (ready === 0) return null;
+    }
+    const chunk = this.slab.take(Math.min(ready, READ_CHUNK));
+    vchan.read(chunk);
+    return chunk;
   }
 }

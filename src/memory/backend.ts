@@ -18,6 +18,7 @@ import type {
 import { PAGE_SIZE } from '../layout.js';
 import type { ArmedReply, HypervisorCalls } from './calls.js';
 import { sysError } from './errno.js';
+import { KeepAlive, type Hold } from './keep-alive.js';
 import { EventPump } from './pump.js';
 import { EventTable } from './shared.js';
 import { checkPermissions } from './store.js';
@@ -94,6 +95,8 @@ export class MemoryBackend implements Backend {
   private readonly held = new Set<Held>();
   private readonly channels = new Set<() => void>();
   private readonly watchers = new Map<number, (changed: string) => void>();
+  private readonly watchHolds = new Map<number, Hold>();
+  private readonly keepAlive = new KeepAlive();
   private closed = false;
 
   /** @internal Use MemoryHypervisor#backend or connectMemoryBackend. */
@@ -194,6 +197,8 @@ export class MemoryBackend implements Backend {
     for (const held of [...this.held]) held.abandon();
     for (const close of [...this.channels]) close();
     this.watchers.clear();
+    for (const hold of this.watchHolds.values()) hold.release();
+    this.watchHolds.clear();
   }
 
   private checkOpen(syscall?: string): void {
@@ -213,9 +218,11 @@ export class MemoryBackend implements Backend {
 
   private channel(port: number, slot: number, handler: EventHandler): EventChannel {
     let open = !this.closed;
+    const hold = open ? this.keepAlive.hold() : undefined;
     const close = (): void => {
       if (!open) return;
       open = false;
+      hold?.release();
       this.channels.delete(close);
       this.pump.remove(slot);
       if (!this.closed) this.calls.unbind(port);
@@ -232,6 +239,8 @@ export class MemoryBackend implements Backend {
         if (open) table.notify(slot);
       },
       close,
+      ref: () => hold?.ref(),
+      unref: () => hold?.unref(),
     };
   }
 
@@ -262,14 +271,30 @@ export class MemoryBackend implements Backend {
         checkPath(path);
         if (typeof onChange !== 'function') throw new TypeError('onChange must be a function');
         this.checkOpen();
-        const id = await this.calls.storeWatch(path);
-        if (this.closed) return { close: async () => {} };
+        // Held from the request on: a connect() waiting for its server keeps the process alive.
+        const hold = this.keepAlive.hold();
+        let id: number;
+        try {
+          id = await this.calls.storeWatch(path);
+        } catch (error) {
+          hold.release();
+          throw error;
+        }
+        if (this.closed) {
+          hold.release();
+          return { close: async () => {} };
+        }
         this.watchers.set(id, onChange);
+        this.watchHolds.set(id, hold);
         return {
           close: async () => {
+            hold.release();
+            this.watchHolds.delete(id);
             if (!this.watchers.delete(id)) return;
             await this.calls.storeUnwatch(id);
           },
+          ref: () => hold.ref(),
+          unref: () => hold.unref(),
         };
       },
     };

@@ -50,8 +50,18 @@ function checkHandler(value: unknown): EventHandler {
   return value as EventHandler;
 }
 
+/** One offer scope per xenstore this process talks to (see Backend.offerScope). */
+const scopes = new Map<string, object>();
+function scopeFor(xenstore: string): object {
+  let scope = scopes.get(xenstore);
+  if (!scope) scopes.set(xenstore, (scope = { xenstore }));
+  return scope;
+}
+
 export class XenBackend implements Backend {
   readonly store: XenStore;
+  /** Every XenBackend of this process on the same xenstore shares it: one process, one set of offers. */
+  readonly offerScope: object;
   private readonly native: XenNative;
   private readonly devices: Devices;
   private readonly events: EventPorts;
@@ -73,6 +83,7 @@ export class XenBackend implements Backend {
     this.events = new EventPorts(this.native, this.devices);
     this.gntdevLimit = new GntdevLimit(this.native);
     this.ownsStore = o.store === undefined;
+    this.offerScope = o.store === undefined ? scopeFor(o.xenstorePath ?? process.env.XENSTORED_PATH ?? '') : o.store;
     this.store = (o.store as XenStore | undefined) ?? new XenStore(o.xenstorePath === undefined ? {} : { path: o.xenstorePath });
   }
 

@@ -25,6 +25,8 @@ interface PortState {
   spurious: number;
   /** A delayed unmask, while throttled. */
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether this port keeps the process alive (EventChannel.ref/unref). */
+  referenced: boolean;
 }
 
 export class EventPorts {
@@ -70,11 +72,19 @@ export class EventPorts {
   }
 
   private add(fd: number, port: number, onEvent: EventHandler): EventChannel {
-    this.ports.set(port, { handler: onEvent, spurious: 0, timer: undefined });
+    const state: PortState = { handler: onEvent, spurious: 0, timer: undefined, referenced: true };
+    this.ports.set(port, state);
     this.updateRef();
     let closed = false;
+    const setReferenced = (on: boolean): void => {
+      if (closed) return;
+      state.referenced = on;
+      this.updateRef();
+    };
     return {
       port,
+      ref: () => setReferenced(true),
+      unref: () => setReferenced(false),
       // The hot path: no closure or string built per notify, only on failure.
       notify: () => {
         if (closed) return;
@@ -115,6 +125,7 @@ export class EventPorts {
           state.timer = undefined;
           if (this.ports.get(port) === state) this.unmask(port);
         }, delay);
+        if (!state.referenced) state.timer.unref();
       }
     }
   }
@@ -154,7 +165,8 @@ export class EventPorts {
   }
 
   private updateRef(): void {
-    if (this.ports.size > 0) this.watcher?.ref();
+    const referenced = [...this.ports.values()].some((p) => p.referenced);
+    if (referenced) this.watcher?.ref();
     else this.watcher?.unref();
   }
 }

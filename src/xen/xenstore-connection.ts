@@ -49,6 +49,8 @@ export class XsConnection {
   private readonly parser = new XsFrameParser();
   private readonly pending = new Map<number, Pending>();
   private readonly watches = new Map<string, WatchHandler>();
+  /** Watches that do not keep the process alive (StoreWatch.unref). */
+  private readonly unreferenced = new Set<string>();
   private nextReqId = 1;
   /** Settles when the last queued request has (one-at-a-time transports). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -117,6 +119,15 @@ export class XsConnection {
 
   removeWatchHandler(token: string): void {
     this.watches.delete(token);
+    this.unreferenced.delete(token);
+    this.updateKeepAlive();
+  }
+
+  /** Whether the watch with `token` keeps the process alive (the default). */
+  setWatchReferenced(token: string, on: boolean): void {
+    if (!this.watches.has(token)) return;
+    if (on) this.unreferenced.delete(token);
+    else this.unreferenced.add(token);
     this.updateKeepAlive();
   }
 
@@ -177,6 +188,7 @@ export class XsConnection {
     this.closed = true;
     this.failure = error;
     this.watches.clear();
+    this.unreferenced.clear();
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const p of pending) p.reject(error);
@@ -184,7 +196,7 @@ export class XsConnection {
   }
 
   private updateKeepAlive(): void {
-    this.transport?.setKeepAlive(!this.closed && (this.pending.size > 0 || this.watches.size > 0));
+    this.transport?.setKeepAlive(!this.closed && (this.pending.size > 0 || this.watches.size > this.unreferenced.size));
   }
 }
 

@@ -302,6 +302,8 @@ export class XenStore extends Ops implements Store {
         })();
         return closing;
       },
+      ref: () => this.conn.setWatchReferenced(token, true),
+      unref: () => this.conn.setWatchReferenced(token, false),
     };
   }
 
