@@ -27,7 +27,7 @@ function common(flags: RelayFlags) {
 export async function runListen(flags: RelayFlags & { ring?: string }): Promise<number> {
   const { peer, address, linger, progress } = common(flags);
   const ring = flags.ring === undefined ? undefined : parseRingSize('--ring', flags.ring);
-  const channel = listen({ peer, ...address, ...(ring === undefined ? {} : { readMin: ring, writeMin: ring }) });
+  const channel = listen({ peer, ...address, allowHalfOpen: true, ...(ring === undefined ? {} : { readMin: ring, writeMin: ring }) });
   if (progress) {
     channel.once('listening', () => process.stderr.write(`vchan: listening on ${describeAddress(address)} for domain ${peer}\n`));
     channel.once('connect', () => process.stderr.write(`vchan: domain ${peer} connected\n`));
@@ -38,7 +38,7 @@ export async function runListen(flags: RelayFlags & { ring?: string }): Promise<
 export async function runConnect(flags: RelayFlags & { timeout?: string }): Promise<number> {
   const { peer, address, linger, progress } = common(flags);
   const timeout = flags.timeout === undefined ? undefined : parseMilliseconds('--timeout', flags.timeout);
-  const channel = connect({ peer, ...address, ...(timeout === undefined ? {} : { timeout }) });
+  const channel = connect({ peer, ...address, allowHalfOpen: true, ...(timeout === undefined ? {} : { timeout }) });
   if (progress) channel.once('connect', () => process.stderr.write(`vchan: connected to domain ${peer}\n`));
   const where = 'port' in address ? `port ${address.port} of domain ${peer}` : address.path;
   return pump(channel, { linger, progress, path: where, ...(timeout === undefined ? {} : { connectTimeoutMs: timeout }) });

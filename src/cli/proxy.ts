@@ -138,7 +138,7 @@ async function serve(plan: ProxyPlan, stop: Stopper): Promise<number> {
   const keepGoing = plan.local.kind === 'path' && plan.local.path.startsWith('/');
   let stateWritten = false;
   for (;;) {
-    const channel = stop.track(listen({ peer: plan.peer, path: plan.path }));
+    const channel = stop.track(listen({ peer: plan.peer, path: plan.path, allowHalfOpen: true }));
     try {
       const ready = await orStop(listening(channel), stop);
       if (isStop(ready)) return ready.stopped;
@@ -226,7 +226,7 @@ async function relayClients(plan: ProxyPlan, stop: Stopper): Promise<number> {
 async function session(plan: ProxyPlan, local: LocalStream, stop: Stopper): Promise<number | undefined> {
   stop.local = local;
   plan.log(`connecting to ${plan.path} in domain ${plan.peer}`);
-  const channel = stop.track(connect({ peer: plan.peer, path: plan.path }));
+  const channel = stop.track(connect({ peer: plan.peer, path: plan.path, allowHalfOpen: true }));
   try {
     const up = await orStop(connected(channel), stop);
     if (isStop(up)) return up.stopped;

@@ -3,7 +3,7 @@
 // libxenvchan server, and a peer killed mid-transfer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPeer, vchanPeerArgs } from '../support/c-peer.js';
-import { Sim } from '../sim/helpers.js';
+import { held, NOTHING_HELD, Sim } from '../sim/helpers.js';
 import { hashStream, patternSha256, sendPattern, startCli, waitFor, type RunningCli } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -94,6 +94,27 @@ describe('vchan listen <-> vchan connect', () => {
     expect(exit.code).toBe(1);
     expect(exit.stderr).toMatch(/^vchan: ERR_VCHAN_TIMEOUT: no server offered port 12 of domain 1 within 300 ms\n$/);
   });
+});
+
+describe('every vchan mode exits on a signal at any point (128 + signal), holding nothing', () => {
+  const cases: Array<[string, string[], NodeJS.Signals, number]> = [
+    ['connect waiting for its server', ['connect', '--peer', '1', '--port', '30'], 'SIGTERM', 143],
+    ['listen waiting for its client', ['listen', '--peer', '3', '--port', '31'], 'SIGINT', 130],
+    ['proxy -m client on stdio waiting for its server (ssh ProxyCommand)', ['proxy', '-m', 'client', '1', 'data/vchan/2/32', '-'], 'SIGHUP', 129],
+  ];
+  for (const [what, args, signal, code] of cases) {
+    it(`${what}: ${signal}`, async () => {
+      const p = await cli(2, args);
+      // Let it get to the wait (node's start-up on a loaded machine included).
+      await new Promise((r) => setTimeout(r, 1500));
+      p.child.kill(signal);
+      const exit = await Promise.race([p.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000))]);
+      expect(exit, `still running 5 s after ${signal}`).toBeDefined();
+      expect(exit!.code, JSON.stringify(exit)).toBe(code);
+      await sim.until((s) => s.processes.length === 0);
+      expect(held(await sim.status())).toEqual(NOTHING_HELD);
+    });
+  }
 });
 
 describe('vchan connect <-> C libxenvchan server', () => {

@@ -4,7 +4,8 @@
  * an install and that very test command, every error code the library
  * exports is documented, and every relative link and anchor resolves.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -146,5 +147,47 @@ describe('README links', () => {
     const known = anchors(readme);
     const broken = local.filter((t) => t.startsWith('#')).filter((t) => !known.has(t.slice(1)));
     expect(broken).toEqual([]);
+  });
+});
+
+describe('README TypeScript examples', () => {
+  const blocks = fencedBlocks(readme).filter((b) => b.info === 'ts' || b.info === 'typescript');
+
+  it('has TypeScript blocks to check', () => {
+    expect(blocks.length).toBeGreaterThan(0);
+  });
+
+  it('compile under tsc --strict against the package as users import it', () => {
+    // Each block is its own module; 'xen-vchan' and 'xen-vchan/memory' resolve to the sources.
+    const dir = join(root, '.cache/readme-ts');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    blocks.forEach((b, i) => writeFileSync(join(dir, `block-${i + 1}.ts`), `${b.body}\nexport {};\n`));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          lib: ['ES2022'],
+          types: ['node'],
+          typeRoots: [join(root, 'node_modules/@types')],
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          baseUrl: root,
+          paths: { 'xen-vchan': ['src/index.ts'], 'xen-vchan/memory': ['src/memory/index.ts'] },
+        },
+        include: ['*.ts'],
+      }),
+    );
+    let output = '';
+    try {
+      execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', dir], { encoding: 'utf8' });
+    } catch (error) {
+      output = String((error as { stdout?: string }).stdout ?? error);
+    }
+    expect(output).toBe('');
   });
 });
