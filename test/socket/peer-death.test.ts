@@ -1,0 +1,88 @@
+/**
+ * A peer seen gone is released at once, against the real thing: a C peer
+ * on Debian's libxenvchan under xensim is killed with kill -9 while our
+ * stream, in a process of its own with the default XenBackend, sits idle
+ * (the application never reads, ends, destroys or closes it). Within 1 s
+ * the emulator must show nothing held for the dead peer; what it had
+ * written is delivered afterwards.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundle } from '../interop/harness.js';
+import { REPO_ROOT, startPeer, vchanPeerArgs } from '../support/c-peer.js';
+import { patternHash } from '../support/pattern.js';
+import { Sim } from '../sim/helpers.js';
+
+let sim: Sim;
+beforeAll(async () => {
+  sim = await Sim.start();
+});
+afterAll(async () => {
+  await sim?.stop();
+});
+
+function survivor(domid: number, role: 'server' | 'client', peer: number, path: string) {
+  const script = bundle(join(REPO_ROOT, 'test/socket/fixtures/idle-survivor.ts'), 'socket-idle-survivor');
+  const [cmd, ...args] = [...sim.runArgs(domid), process.execPath, script, role, String(peer), path];
+  const child = spawn(cmd!, args, { env: sim.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const until = async (text: string, ms = 15_000) => {
+    const end = Date.now() + ms;
+    while (!out.includes(text)) {
+      if (Date.now() > end) throw new Error(`survivor never printed "${text}"; stdout: ${out} stderr: ${err}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  return { child, until, out: () => out };
+}
+
+const nothingHeld = (s: { grants: number; pages: number; mappedPages: number; ports: number; watches: number }) =>
+  s.grants + s.pages + s.mappedPages + s.ports + s.watches === 0;
+
+describe('a peer killed with kill -9 is released at once (xensim, Debian libxenvchan peer, XenBackend survivor)', () => {
+  const BYTES = 10_000;
+  for (const cRole of ['client', 'server'] as const) {
+    it(`C ${cRole} killed: within 1 s nothing is held for it, and its ${BYTES} bytes are delivered after`, async () => {
+      const port = cRole === 'client' ? 50 : 51;
+      const ours = cRole === 'client' ? 'server' : 'client';
+      const serverDomain = 1;
+      const clientDomain = 2;
+      const path = `data/vchan/${clientDomain}/${port}`;
+      const cArgs = vchanPeerArgs({
+        role: cRole,
+        peer: cRole === 'client' ? serverDomain : clientDomain,
+        path: cRole === 'client' ? `/local/domain/${serverDomain}/${path}` : path,
+        bytes: BYTES,
+        mode: 'send',
+        lingerMs: 60_000,
+        timeoutMs: 15_000,
+      });
+      let ts: ReturnType<typeof survivor>;
+      let c: Awaited<ReturnType<typeof startPeer>>;
+      if (ours === 'server') {
+        ts = survivor(serverDomain, 'server', clientDomain, path);
+        await new Promise((r) => setTimeout(r, 300));
+        c = await startPeer(cArgs, { wrapper: sim.runArgs(clientDomain), env: sim.env });
+      } else {
+        c = await startPeer(cArgs, { wrapper: sim.runArgs(serverDomain), env: sim.env });
+        await c.waitFor((l) => 'event' in l && l.event === 'listening');
+        ts = survivor(clientDomain, 'client', serverDomain, `/local/domain/${serverDomain}/${path}`);
+      }
+      await ts.until('connected');
+      const result = await c.waitFor((l) => 'ok' in l);
+      expect(result).toMatchObject({ ok: true, sent: BYTES });
+      const killedAt = Date.now();
+      c.child.kill('SIGKILL');
+      const status = await sim.until(nothingHeld, 1000);
+      expect(nothingHeld(status), `held ${Date.now() - killedAt} ms after the kill: ${JSON.stringify(status)}`).toBe(true);
+      ts.child.stdin.write('read\n');
+      // The C peer sends the pattern of its default seed: server 1, client 2.
+      await ts.until(`received ${BYTES} ${patternHash(cRole === 'server' ? 1 : 2, BYTES)}`);
+      ts.child.kill('SIGKILL');
+    });
+  }
+});
