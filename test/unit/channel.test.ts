@@ -150,14 +150,18 @@ describe('Vchan over the in-memory backend', () => {
     expect(client.isOpen()).toBe(0);
   });
 
-  it('sees the peer domain destroyed (no unmap notification) once its xenstore home goes', async () => {
-    const { server, client, dom0 } = await pair();
+  it('sees the peer domain destroyed (no unmap notification) once its xenstore home goes, and releases its side at once', async () => {
+    const { hv, server, client, dom0 } = await pair();
     // What the toolstack does when it destroys domain 5; domain 5's process never unmaps.
     await dom0.store.remove('/local/domain/5');
     const deadline = AbortSignal.timeout(2000);
     while (server.isOpen() !== 0) await server.wait(deadline);
     expect(server.isOpen()).toBe(0);
-    expect(client.isOpen()).toBe(1);
+    await server.released();
+    // The server let go of its pages, port and entries; only the client's mapping (of pages now unshared) remains.
+    expect(hv.held()).toMatchObject({ grants: 0, storeEntries: 0 });
+    // The server marked itself gone on the way, so the client sees it closed too.
+    expect(client.isOpen()).toBe(0);
   });
 
   it('a server may listen for a domain that does not exist yet', async () => {
