@@ -86,3 +86,25 @@ describe('a peer killed with kill -9 is released at once (xensim, Debian libxenv
     });
   }
 });
+
+describe("end() inside 'data' against Debian's libxenvchan (xensim)", () => {
+  it('a TS client that has what it wanted ends cleanly while a C server still writes; what arrived is an exact prefix', async () => {
+    const path = 'data/vchan/2/60';
+    const c = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, bytes: 200_000, mode: 'send', timeoutMs: 15_000, stallMs: 5000 }), {
+      wrapper: sim.runArgs(1),
+      env: sim.env,
+    });
+    await c.waitFor((l) => 'event' in l && l.event === 'listening');
+    const script = bundle(join(REPO_ROOT, 'test/socket/fixtures/end-in-data.ts'), 'socket-end-in-data');
+    const [cmd, ...args] = [...sim.runArgs(2), process.execPath, script, '1', `/local/domain/1/${path}`, '65536'];
+    const child = spawn(cmd!, args, { env: sim.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    await new Promise((r) => child.once('exit', r));
+    c.child.kill('SIGKILL');
+    const [, bytes, hash, errors] = /result (\d+) (\w+) (\S+)/.exec(out) ?? [];
+    expect(errors, out).toBe('none');
+    expect(Number(bytes)).toBeGreaterThanOrEqual(65536);
+    expect(hash).toBe(patternHash(1, Number(bytes)));
+  });
+});
