@@ -203,14 +203,15 @@ async function relayClients(plan: ProxyPlan, stop: Stopper): Promise<number> {
     return EXIT_FAILURE;
   }
   stop.server = server;
-  if (plan.statePath !== undefined) await writeRunningState(plan.statePath);
   // Connections wait (paused) in arrival order and are served one at a time.
+  // Taken from the start: one may come while we still write the state.
   const waiting: Socket[] = [];
   let wake: (() => void) | undefined;
   server.on('connection', (socket: Socket) => {
     waiting.push(socket);
     wake?.();
   });
+  if (plan.statePath !== undefined) await writeRunningState(plan.statePath);
   for (;;) {
     if (waiting.length === 0) {
       const arrived = await orStop(new Promise<void>((resolve) => (wake = resolve)), stop);
