@@ -61,10 +61,11 @@ async function main() {
       new Worker(new URL(import.meta.url), { workerData: { role, link, file }, transferList: link.transferList });
     console.log(`xen-vchan demo: domain 0 serves ${file} (${(size / 2 ** 20).toFixed(1)} MiB) to domain 5 over a vchan`);
     const server = start('server', hv.link(0));
+    const serverExited = once(server, 'exit'); // it may exit before the client reports
     await once(server, 'message'); // listening
     const client = start('client', hv.link(5));
     const [result] = await once(client, 'message');
-    await once(server, 'exit');
+    await serverExited;
     const expected = await sha256File(file);
     const ok = result.bytes === size && result.sha256 === expected;
     console.log(`received ${result.bytes} bytes in ${result.seconds.toFixed(3)} s: ${(result.bytes / 1e6 / result.seconds).toFixed(0)} MB/s`);
