@@ -5,15 +5,17 @@
  * domain dies and the toolstack removes `/local/domain/<id>`; we watch both
  * and treat the domain as gone once its `domid` node disappears.
  *
- * Only a domain that was seen alive can die: a server may listen for a
- * domain that has not been created yet. Unreadable (EACCES, as in a domU
- * looking at dom0) counts as alive.
+ * A server may listen for a domain that has not been created yet, so for it
+ * only a domain that was seen alive can die. A client's peer certainly
+ * existed (it published entries and granted the pages we mapped): pass
+ * `existed`, and a home already gone at the first look means destroyed.
+ * Unreadable (EACCES, as in a domU looking at dom0) counts as alive.
  */
 import type { Store, StoreWatch } from './backend.js';
 
-export async function watchPeerDomain(store: Store, peer: number, onGone: () => void): Promise<StoreWatch> {
+export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
   const node = `/local/domain/${peer}/domid`;
-  let seen = false;
+  let seen = existed;
   let gone = false;
   let checking: Promise<void> | undefined;
   let again = false;

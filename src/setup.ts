@@ -90,7 +90,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       ],
     );
     releases.push(() => backend.store.remove(s.path));
-    const watch = await watchPeer(backend, self, peer, s.onPeerGone, releases);
+    const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
 
     return {
       role: 'server',
@@ -104,10 +104,17 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
   });
 }
 
-/** Watches the peer's domain unless it is our own (loopback). */
-async function watchPeer(backend: Backend, self: number, peer: number, onGone: () => void, releases: Releases): Promise<StoreWatch | undefined> {
+/** Watches the peer's domain unless it is our own (loopback); `existed`: see watchPeerDomain. */
+async function watchPeer(
+  backend: Backend,
+  self: number,
+  peer: number,
+  existed: boolean,
+  onGone: () => void,
+  releases: Releases,
+): Promise<StoreWatch | undefined> {
   if (peer === self) return undefined;
-  const watch = await watchPeerDomain(backend.store, peer, onGone);
+  const watch = await watchPeerDomain(backend.store, peer, existed, onGone);
   releases.push(() => watch.close());
   return watch;
 }
@@ -168,7 +175,8 @@ export function setupClient(s: ClientSetup): Promise<ChannelParts> {
     const writer = new RingWriter(leftData, { words: page.words, ...LEFT }, Atomics.load(page.words, LEFT.prod));
     const reader = new RingReader(rightData, { words: page.words, ...RIGHT }, Atomics.load(page.words, RIGHT.cons));
 
-    const watch = await watchPeer(backend, await backend.domainId(), peer, s.onPeerGone, releases);
+    // The server's domain existed: it published the entries and granted what we mapped.
+    const watch = await watchPeer(backend, await backend.domainId(), peer, true, s.onPeerGone, releases);
     throwIfAborted(signal);
 
     page.storeByte(Offsets.CLI_LIVE, Live.CONNECTED);
