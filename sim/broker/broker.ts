@@ -142,20 +142,29 @@ export class Broker implements ConnectionHost {
         if (done) return;
         done = true;
         domain.holds--;
-        if (!domain.alive) this.destroyDomain(domid);
+        if (!domain.alive) this.destroyDomain(domid, true);
       },
     };
   }
 
-  /** Everything of the domain goes, as when Xen destroys it; dom0 stays. */
-  destroyDomain(domid: number): void {
+  /**
+   * Everything of the domain goes, as when Xen destroys it; dom0 stays. A
+   * destroyed domain's kernel runs no unmap notification, so what its
+   * processes armed is disarmed first. When it goes because its last `run`
+   * command exited (`processesExited`), those processes ended first and their
+   * notifications run, as at any exit.
+   */
+  destroyDomain(domid: number, processesExited = false): void {
     const d = this.domains.get(domid);
     if (!d || domid === 0 || this.closed) return;
     this.domains.delete(domid);
     d.close();
-    for (const peer of [...this.peers]) {
-      const owner = peer.type === 'session' ? peer.session.domid : peer.device.domid;
-      if (owner !== domid) continue;
+    const doomed = [...this.peers].filter((peer) => (peer.type === 'session' ? peer.session.domid : peer.device.domid) === domid);
+    if (!processesExited) {
+      this.grants.destroyDomain(domid);
+      for (const peer of doomed) if (peer.type === 'device') peer.device.domainDestroyed?.();
+    }
+    for (const peer of doomed) {
       this.dropped(peer);
       peer.socket.destroy();
     }

@@ -22,6 +22,8 @@ export interface Device {
   mmap?(offset: number, count: number, prot: number): Mapping;
   /** The last fd on it closed (or its process died). */
   close(): void;
+  /** Its domain is being destroyed: drop what it armed, unrun (a dead kernel unmaps nothing). */
+  domainDestroyed?(): void;
   /** Extra bytes for OPEN_DEV's reply. */
   openPayload?(): Buffer;
   /** For status: resources the open holds. */

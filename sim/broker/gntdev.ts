@@ -32,6 +32,8 @@ class GrantMap {
 export class GntdevDevice implements Device {
   readonly kind = Kind.GNTDEV;
   private maps: GrantMap[] = [];
+  /** Maps with an armed notification, listed or still mmapped. */
+  private readonly armed = new Set<GrantMap>();
 
   constructor(
     readonly id: number,
@@ -78,6 +80,7 @@ export class GntdevDevice implements Device {
         const n = armNotify(this.events, this.domid, action, at - begin(map), arg.readUInt32LE(12));
         disarmNotify(this.events, map.notify);
         map.notify = n;
+        this.armed.add(map);
         return { result: 0 };
       }
       default:
@@ -118,6 +121,14 @@ export class GntdevDevice implements Device {
     }
   }
 
+  domainDestroyed(): void {
+    for (const map of this.armed) {
+      disarmNotify(this.events, map.notify);
+      map.notify = null;
+    }
+    this.armed.clear();
+  }
+
   describe(): Record<string, number> {
     return { maps: this.maps.length };
   }
@@ -139,6 +150,7 @@ export class GntdevDevice implements Device {
     if (map.inList || map.vmas > 0) return;
     const n = map.notify;
     map.notify = null;
+    this.armed.delete(map);
     const clear = n?.clear ?? 0;
     const page = map.grefs?.[Math.floor(clear / PAGE_SIZE)]?.page ?? null;
     runNotify(this.grants.pool, this.events, n, page, clear % PAGE_SIZE);

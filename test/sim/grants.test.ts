@@ -147,6 +147,29 @@ describe('unmap notification', () => {
     expect(held(await sim.idle())).toEqual(NOTHING_HELD);
   });
 
+  // Unlike a process's death, a domain's destruction runs no notification: its kernel never unmaps anything.
+  for (const dead of ['granter', 'grantee'] as const) {
+    it(`${dead}'s domain destroyed: no byte cleared, no event; the survivor's memory stays`, async () => {
+      const doomed = dead === 'granter' ? 11 : 12;
+      const granter = await Probe.start(sim, dead === 'granter' ? doomed : 1);
+      const grantee = await Probe.start(sim, dead === 'grantee' ? doomed : 2);
+      const [pg] = await granter.ok(`unbound ${dead === 'grantee' ? doomed : 2}`);
+      const [pm] = await grantee.ok(`bind ${dead === 'granter' ? doomed : 1} ${pg}`);
+      const [h, ref] = await granter.ok(`sharenotify ${dead === 'grantee' ? doomed : 2} 21 ${pg}`);
+      const [m] = await grantee.ok(`mapnotify ${dead === 'granter' ? doomed : 1} ${ref} 20 ${pm}`);
+      await granter.ok(`poke ${h} 20 1`);
+      await granter.ok(`poke ${h} 21 1`);
+      const [victim, survivor, mine] = dead === 'granter' ? [granter, grantee, m] : [grantee, granter, h];
+      await sim.destroyDomain(doomed);
+      expect(await survivor!.send('wait 300')).toBe('timeout');
+      expect(await survivor!.ok(`peek ${mine} 20`)).toEqual([1]);
+      expect(await survivor!.ok(`peek ${mine} 21`)).toEqual([1]);
+      await victim!.kill('SIGKILL');
+      await survivor!.exit();
+      expect(held(await sim.idle())).toEqual(NOTHING_HELD);
+    });
+  }
+
   it('one that fires while the port is masked is remembered, with a notify meanwhile as one event', async () => {
     const { a, b, pa, pb } = await pair();
     const [h, ref] = await a.ok('share 2 1 1');

@@ -110,6 +110,11 @@ export class Sim {
     return { ...this.env, LD_PRELOAD: PRELOAD, XENSIM_SOCKET: d.socket, XENSTORED_PATH: d.xenstore };
   }
 
+  /** `xensim destroy`: the domain goes as when Xen destroys it, its processes with it. */
+  async destroyDomain(domid: number): Promise<void> {
+    await execFileP(process.execPath, [CLI, 'destroy', '--domid', String(domid)], { env: this.env });
+  }
+
   /** argv prefix that runs a command in domain `domid` through the CLI. */
   runArgs(domid: number): string[] {
     return [process.execPath, CLI, 'run', '--domid', String(domid), '--'];
