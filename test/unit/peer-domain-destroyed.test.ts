@@ -13,7 +13,8 @@ import { MemoryHypervisor } from '../../src/memory/index.js';
 import { interpose, type Call } from '../support/interposed-backend.js';
 
 const SERVER = 3;
-const CLIENT = 5;
+/** dom0: only a privileged domain can tell a destroyed domain from a live one in xenstore (README). */
+const CLIENT = 0;
 const PATH = `data/vchan/${CLIENT}/1`;
 const ABS = `/local/domain/${SERVER}/${PATH}`;
 const DOMID_NODE = `/local/domain/${SERVER}/domid`;
