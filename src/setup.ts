@@ -209,11 +209,23 @@ interface ServerEntries {
   eventChannel: number;
 }
 
-/** Parses a decimal xenstore value the way a C peer writes it; 0 is invalid (C treats it as missing). */
-function parseEntry(path: string, value: string): number {
+/**
+ * What Xen can hand out: a grant ref is any u32 (grant_ref_t); an event
+ * channel port is below 2^17 (the FIFO ABI's EVTCHN_FIFO_NR_CHANNELS; the
+ * 2-level ABI stops at 4096). 0 is never valid (C treats it as missing).
+ */
+const MAX_GRANT_REF = 0xffffffff;
+const MAX_EVENT_PORT = (1 << 17) - 1;
+
+/**
+ * Parses a decimal xenstore value the way a C peer writes it. Anything else,
+ * or a value Xen could never have given the server, is the server breaking
+ * the protocol: no backend ever sees it.
+ */
+function parseEntry(path: string, value: string, max: number): number {
   if (!/^[0-9]{1,10}$/.test(value)) throw protocolError(`${path} holds ${JSON.stringify(value.slice(0, 20))}, not a number`);
   const n = Number(value);
-  if (n === 0 || n > 0xffffffff) throw protocolError(`${path} holds ${n}, not a valid reference`);
+  if (n === 0 || n > max) throw protocolError(`${path} holds ${n}, outside 1..${max}`);
   return n;
 }
 
@@ -233,8 +245,8 @@ async function readServerEntries(backend: Backend, path: string): Promise<Server
   const eventChannel = await readIfVisible(backend, `${path}/event-channel`);
   if (ringRef === undefined || eventChannel === undefined) return undefined;
   return {
-    ringRef: parseEntry(`${path}/ring-ref`, ringRef),
-    eventChannel: parseEntry(`${path}/event-channel`, eventChannel),
+    ringRef: parseEntry(`${path}/ring-ref`, ringRef, MAX_GRANT_REF),
+    eventChannel: parseEntry(`${path}/event-channel`, eventChannel, MAX_EVENT_PORT),
   };
 }
 

@@ -153,7 +153,8 @@ export class MemoryBackend implements Backend {
 
   async bindInterdomain(peer: number, remotePort: number, onEvent: EventHandler): Promise<EventChannel> {
     checkDomid('peer', peer);
-    checkInteger('remotePort', remotePort, 0, 0x7fffffff);
+    // Any u32, as the ioctl takes it; a port that is not offered to us is EINVAL, as on Xen.
+    checkInteger('remotePort', remotePort, 0, 0xffffffff);
     const handler = checkHandler(onEvent);
     this.checkOpen('IOCTL_EVTCHN_BIND_INTERDOMAIN');
     const reply = await this.calls.bindInterdomain(peer, remotePort);
