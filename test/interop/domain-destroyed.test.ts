@@ -38,8 +38,8 @@ afterAll(async () => {
   await sim?.stop();
 });
 
-type Line = PeerLine & { event?: string; code?: string; args?: unknown[] };
-const isEvent = (...names: string[]) => (l: PeerLine) => 'event' in l && names.includes(l.event);
+type Line = PeerLine & { event?: string; code?: string; message?: string; args?: unknown[] };
+const isEvent = (...names: string[]) => (l: PeerLine) => 'event' in l && names.includes(String(l.event));
 
 /** A fresh server domain each time: a destroyed domain is gone for good. */
 let nextServer = 20;
