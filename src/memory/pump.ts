@@ -2,17 +2,27 @@
  * Delivers a backend's fired ports to their handlers, in the backend's own
  * thread: waits on the backend's doorbell with Atomics.waitAsync (which works
  * across threads and never blocks the event loop), then unmasks each fired
- * port and calls its handler, as the evtchn device's reader does.
+ * port and calls its handler, as the evtchn device's reader does. A port
+ * whose handler keeps finding nothing new stays masked a while before it is
+ * taken again (flood-throttle.ts), as on the Xen backend.
  */
 import type { EventHandler } from '../backend.js';
+import { FloodThrottle } from '../flood-throttle.js';
 import type { EventTable } from './shared.js';
+
+interface PortState {
+  readonly handler: EventHandler;
+  readonly throttle: FloodThrottle;
+  /** While throttled: when the port is taken again. Its pending flag (the mask) stays set meanwhile. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
 
 /** Atomics.waitAsync (Node 16+); typed here because the project's lib is ES2022. */
 type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 const waitAsync = (Atomics as unknown as { waitAsync(array: Int32Array, index: number, value: number): WaitAsyncResult }).waitAsync.bind(Atomics);
 
 export class EventPump {
-  private readonly handlers = new Map<number, EventHandler>();
+  private readonly ports = new Map<number, PortState>();
   private readonly words: Int32Array;
   private readonly index: number;
   private running = false;
@@ -29,7 +39,7 @@ export class EventPump {
 
   add(slot: number, handler: EventHandler): void {
     if (this.stopped) return;
-    this.handlers.set(slot, handler);
+    this.ports.set(slot, { handler, throttle: new FloodThrottle(), timer: undefined });
     if (!this.running) {
       this.running = true;
       this.loop();
@@ -37,14 +47,16 @@ export class EventPump {
   }
 
   remove(slot: number): void {
-    this.handlers.delete(slot);
+    clearTimeout(this.ports.get(slot)?.timer);
+    this.ports.delete(slot);
   }
 
   /** No handler runs after this; the pending wait ends at once. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.handlers.clear();
+    for (const state of this.ports.values()) clearTimeout(state.timer);
+    this.ports.clear();
     if (this.running) this.table.ring(this.bell);
   }
 
@@ -65,22 +77,47 @@ export class EventPump {
 
   private drain(): void {
     let failure: { error: unknown } | undefined;
-    for (const [slot, handler] of this.handlers) {
-      if (!this.table.take(slot)) continue;
-      try {
-        handler();
-      } catch (error) {
-        failure ??= { error };
-      }
+    for (const [slot, state] of this.ports) {
+      if (state.timer !== undefined || !this.table.take(slot)) continue;
+      const failed = this.deliver(slot, state);
+      failure ??= failed;
       if (this.stopped) break;
     }
-    // A throwing handler must not stop delivery to the others; surface it as
-    // an uncaught exception, as an EventEmitter listener's would be.
-    if (failure !== undefined) {
-      const { error } = failure;
-      process.nextTick(() => {
-        throw error;
-      });
-    }
+    if (failure !== undefined) report(failure.error);
   }
+
+  /** Runs a taken port's handler, then applies the flood rule to it. */
+  private deliver(slot: number, state: PortState): { error: unknown } | undefined {
+    let changed = true;
+    let failure: { error: unknown } | undefined;
+    try {
+      changed = state.handler() !== false;
+    } catch (error) {
+      failure = { error };
+    }
+    // The handler may have closed the port (and a new one may reuse the slot).
+    if (this.stopped || this.ports.get(slot) !== state) return failure;
+    const delay = state.throttle.delayAfter(changed);
+    if (delay > 0) {
+      state.timer = setTimeout(() => {
+        state.timer = undefined;
+        if (this.stopped || this.ports.get(slot) !== state || !this.table.take(slot)) return;
+        const late = this.deliver(slot, state);
+        if (late !== undefined) report(late.error);
+      }, delay);
+      // Whether the process stays alive is the KeepAlive's call (keep-alive.ts), not this timer's.
+      state.timer.unref();
+    }
+    return failure;
+  }
+}
+
+/**
+ * A throwing handler must not stop delivery to the others; surface it as an
+ * uncaught exception, as an EventEmitter listener's would be.
+ */
+function report(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
 }

@@ -4,25 +4,19 @@
  * one uv_poll watcher that keeps the process alive only while some port is
  * bound.
  *
- * A peer can notify as often as it likes. When a port's handler says, several
- * wake-ups in a row, that it found nothing new, we unmask that port later
- * and later (up to MAX_DELAY_MS): a flood then costs a few wake-ups a second
- * instead of a core, and a real event costs at most that delay. Events that
+ * A peer can notify as often as it likes: a port whose handler keeps finding
+ * nothing new is unmasked later and later (flood-throttle.ts). Events that
  * fire while a port is masked stay pending and arrive at the unmask.
  */
 import type { EventChannel, EventHandler } from '../backend.js';
 import type { Devices } from './devices.js';
 import { kernelError, sys } from './errors.js';
+import { FloodThrottle } from '../flood-throttle.js';
 import type { NativeError, NativeWatcher, XenNative } from './native.js';
-
-/** Wake-ups in a row that found nothing new before a port's unmask is delayed. */
-const SPURIOUS_BEFORE_DELAY = 4;
-const MAX_DELAY_MS = 32;
 
 interface PortState {
   readonly handler: EventHandler;
-  /** Wake-ups in a row whose handler found nothing new. */
-  spurious: number;
+  readonly throttle: FloodThrottle;
   /** A delayed unmask, while throttled. */
   timer: ReturnType<typeof setTimeout> | undefined;
   /** Whether this port keeps the process alive (EventChannel.ref/unref). */
@@ -72,7 +66,7 @@ export class EventPorts {
   }
 
   private add(fd: number, port: number, onEvent: EventHandler): EventChannel {
-    const state: PortState = { handler: onEvent, spurious: 0, timer: undefined, referenced: true };
+    const state: PortState = { handler: onEvent, throttle: new FloodThrottle(), timer: undefined, referenced: true };
     this.ports.set(port, state);
     this.updateRef();
     let closed = false;
@@ -116,11 +110,10 @@ export class EventPorts {
       const changed = this.call(state.handler);
       // The handler may have closed the port (and a new one may reuse the number).
       if (this.ports.get(port) !== state) continue;
-      state.spurious = changed ? 0 : state.spurious + 1;
-      if (state.spurious < SPURIOUS_BEFORE_DELAY) {
+      const delay = state.throttle.delayAfter(changed);
+      if (delay === 0) {
         this.unmask(port);
       } else {
-        const delay = Math.min(MAX_DELAY_MS, 2 ** (state.spurious - SPURIOUS_BEFORE_DELAY));
         state.timer = setTimeout(() => {
           state.timer = undefined;
           if (this.ports.get(port) === state) this.unmask(port);
