@@ -3,8 +3,9 @@
  * that also holds its own event channel port (captured as the backend binds
  * it) and can notify it without pause. Each `run` message sends `bytes`
  * pattern bytes (the stream continues from run to run) for `ms`
- * milliseconds, with `flood`: 256 notifies between writes, never yielding;
- * without: only the writes, then it sleeps until `ms` is over.
+ * milliseconds, `burst` bytes every `paceMs` (so some arrive while the
+ * victim is throttled). With `flood`: 256 notifies between writes, never
+ * yielding; without: only the writes, sleeping in between.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend, EventChannel } from '../../src/backend.js';
@@ -16,6 +17,8 @@ export interface FloodRun {
   flood: boolean;
   ms: number;
   bytes: number;
+  burst: number;
+  paceMs: number;
 }
 
 const { link, path, seed } = workerData as { link: MemoryLink; path: string; seed: number };
@@ -37,22 +40,27 @@ port.postMessage({ connected: true });
 let position = 0;
 const chunk = new Uint8Array(4096);
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
 port.on('message', async (run: FloodRun) => {
-  const end = performance.now() + run.ms;
+  const start = performance.now();
+  const end = start + run.ms;
   let sent = 0;
   let notifies = 0;
-  while (performance.now() < end) {
-    if (sent < run.bytes) {
-      const piece = fillPattern(seed, position, chunk.subarray(0, Math.min(chunk.length, run.bytes - sent)));
+  for (let now = start; now < end; now = performance.now()) {
+    const due = Math.min(run.bytes, run.burst * (Math.floor((now - start) / run.paceMs) + 1));
+    if (sent < due) {
+      const piece = fillPattern(seed, position, chunk.subarray(0, Math.min(chunk.length, due - sent)));
       const n = vchan.write(piece);
       position += n;
       sent += n;
+      if (n === 0 && !run.flood) await sleep(1); // the ring is full: let the victim read
+    } else if (!run.flood) {
+      await sleep(sent === run.bytes ? end - now : run.paceMs - ((now - start) % run.paceMs));
     }
     if (run.flood) {
       for (let i = 0; i < 256; i++) own!.notify();
       notifies += 256;
-    } else if (sent === run.bytes) {
-      await new Promise((resolve) => setTimeout(resolve, end - performance.now()));
     }
   }
   port.postMessage({ sent, notifies });
