@@ -82,7 +82,8 @@ function isAtOrBelow(path: string, base: string): boolean {
 }
 
 export class MemoryStore {
-  private root: Node = node([{ domid: 0, access: 'read' }]);
+  // As xenstored's: owned by dom0, unreadable to others (so is /local/domain, made under it).
+  private root: Node = node([{ domid: 0, access: 'none' }]);
   private readonly watches = new Map<number, Watch>();
   private nextWatch = 1;
 
@@ -102,10 +103,12 @@ export class MemoryStore {
   }
 
   read(domid: number, path: string): string | undefined {
-    const n = this.lookup(resolvePath(domid, path));
-    if (n === undefined) return undefined;
-    if (!canRead(n, domid)) throw sysError('EACCES', `domain ${domid} may not read ${path}`);
-    return n.value;
+    const absolute = resolvePath(domid, path);
+    const n = this.lookup(absolute);
+    // As xenstored: a missing node is ENOENT only to a domain that may read its
+    // nearest ancestor; to others EACCES hides whether it exists.
+    if (!canRead(n ?? this.nearestAncestor(absolute), domid)) throw sysError('EACCES', `domain ${domid} may not read ${path}`);
+    return n?.value;
   }
 
   /** All entries or none: on any failure the tree is restored as it was. */
@@ -184,6 +187,16 @@ export class MemoryStore {
   release(domid: number): void {
     this.remove(0, domainPath(domid));
     this.fireSpecial('@releaseDomain');
+  }
+
+  private nearestAncestor(absolute: string): Node {
+    let n = this.root;
+    for (const name of parts(absolute)) {
+      const child = n.children.get(name);
+      if (child === undefined) break;
+      n = child;
+    }
+    return n;
   }
 
   private lookup(absolute: string): Node | undefined {

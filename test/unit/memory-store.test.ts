@@ -60,6 +60,21 @@ describe('in-memory xenstore', () => {
     await Promise.all([dom0.close(), dom5.close(), dom6.close(), dom7.close()]);
   });
 
+  it('hides whether a node exists from a domain that may not read its nearest ancestor (EACCES, as xenstored)', async () => {
+    const hv = new MemoryHypervisor();
+    const dom5 = hv.backend(5);
+    const dom7 = hv.backend(7);
+    // Domain 7's home is not domain 5's to read: alive or destroyed, its domid reads EACCES.
+    await expect(dom5.store.read('/local/domain/7/domid')).rejects.toMatchObject({ code: 'EACCES' });
+    await expect(dom5.store.read('/local/domain/7/data/nothing')).rejects.toMatchObject({ code: 'EACCES' });
+    await dom7.close();
+    await expect(dom5.store.read('/local/domain/7/domid')).rejects.toMatchObject({ code: 'EACCES' });
+    // Where it may read the ancestor, a missing node is just missing; dom0 sees everything.
+    expect(await dom5.store.read('data/nothing')).toBeUndefined();
+    expect(await hv.backend(0).store.read('/local/domain/7/domid')).toBeUndefined();
+    await dom5.close();
+  });
+
   it('writes all entries or none', async () => {
     const hv = new MemoryHypervisor();
     const dom5 = hv.backend(5);
