@@ -5,11 +5,12 @@
 //   xensim create --domid N [--name NAME] | destroy --domid N
 //   xensim broker            (the broker in the foreground; what `start` spawns)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Broker } from './broker/broker.js';
 import { ControlClient } from './broker/control.js';
+import { packageRoot, packageVersion } from '../src/package-root.js';
 
 const USAGE = `usage:
   xensim start                      start a background broker (state in $XENSIM_DIR)
@@ -20,6 +21,7 @@ const USAGE = `usage:
                                     uses the running broker, or a private one for cmd's lifetime
   xensim create --domid N [--name NAME] | destroy --domid N
   xensim broker                     run the broker in the foreground
+  xensim --version                  the package's version
 environment: XENSIM_DIR (default /tmp/xensim-$UID), XENSIM_GNTALLOC_LIMIT (pages per domain, 1024),
              XENSIM_PRELOAD (path of libxensim.so)`;
 
@@ -29,24 +31,29 @@ function stateDir(): string {
   return process.env.XENSIM_DIR || join('/tmp', `xensim-${process.getuid?.() ?? 'user'}`);
 }
 
-/** The package root, from this script's real path (dist/sim/cli.js). */
-function packageRoot(): string {
-  const self = realpathSync(process.argv[1] ?? '.');
-  return resolve(dirname(self), '..', '..');
+/** The C library the machine runs on, named as node-gyp-build names it. */
+function libc(): string {
+  return process.env.LIBC || (existsSync('/etc/alpine-release') ? 'musl' : 'glibc');
 }
 
-/** libxensim.so: prebuilt by `npm run build`, else built now with the system cc
+/** libxensim.so, first found of: $XENSIM_PRELOAD; a local build (`npm run
+ * build:sim`); the one the package ships for this platform; one built
+ * earlier into the state directory; else built now with the system cc
  * (into the package, or the state directory when the package is read-only). */
 function preloadPath(): string {
   if (process.env.XENSIM_PRELOAD) return process.env.XENSIM_PRELOAD;
   const root = packageRoot();
-  const candidates = [join(root, 'build', 'sim', 'libxensim.so'), join(stateDir(), 'libxensim.so')];
-  for (const lib of candidates) if (existsSync(lib)) return lib;
-  for (const lib of candidates) {
+  const local = join(root, 'build', 'sim', 'libxensim.so');
+  const prebuilt = join(root, 'prebuilds', `${process.platform}-${process.arch}`, `libxensim.${libc()}.so`);
+  const cached = join(stateDir(), 'libxensim.so');
+  for (const lib of [local, prebuilt, cached]) if (existsSync(lib)) return lib;
+  for (const lib of [local, cached]) {
     const r = spawnSync('sh', [join(root, 'sim', 'build.sh'), lib], { stdio: ['ignore', 'ignore', 'inherit'] });
     if (r.status === 0 && existsSync(lib)) return lib;
   }
-  throw new Error(`libxensim.so is missing and could not be built with sim/build.sh (needs a C compiler)`);
+  throw new Error(
+    `no libxensim.so for ${process.platform}-${process.arch} (${libc()}) in the package, and sim/build.sh could not build one (it needs a C compiler)`,
+  );
 }
 
 function brokerOptions(dir: string) {
@@ -240,6 +247,10 @@ async function main(argv: string[]): Promise<number> {
     case 'broker':
       return cmdBroker();
     case undefined:
+    case '-V':
+    case '--version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return 0;
     case '-h':
     case '--help':
     case 'help':

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError, EXIT_FAILURE, EXIT_USAGE, report, UsageError } from './errors.js';
 import { DEFAULT_LINGER_MS, runConnect, runListen, type RelayFlags } from './listen-connect.js';
 import { runProxy, type ProxyFlags } from './proxy.js';
+import { packageVersion } from '../package-root.js';
 
 const LINGER_HELP =
   `after stdin ends and the peer has read all we sent, close once the peer has sent nothing for this long ` +
@@ -16,6 +17,7 @@ const LINGER_HELP =
 function program(run: (work: Promise<number>) => void): Command {
   const vchan = new Command('vchan')
     .description('Move bytes between Xen domains over libvchan (compatible with C libxenvchan peers).')
+    .version(packageVersion(), '-V, --version', "print the package's version")
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'vchan: ')) })
     .showHelpAfterError('(add --help for usage)')

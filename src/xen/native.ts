@@ -1,15 +1,14 @@
 /**
- * Loads the native shim (native/*.cc, built by node-gyp) and declares its
- * types. Every function is one kernel operation; they throw Errors carrying
+ * Loads the native shim (native/*.cc: prebuilt under prebuilds/, or built by
+ * node-gyp into build/, which node-gyp-build prefers) and declares its types. Every function is one kernel operation; they throw Errors carrying
  * `code` (errno name), `errno` (negative) and `syscall`, which errors.ts
  * turns into VchanErrors. Loaded lazily, so importing the library works on
  * machines where the addon was not built.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ErrorCodes, VchanError } from '../errors.js';
+import { packageRoot } from '../package-root.js';
 
 /** Flags of SET_UNMAP_NOTIFY, as the kernel numbers them. */
 export const UnmapAction = { CLEAR_BYTE: 1, SEND_EVENT: 2 } as const;
@@ -69,27 +68,6 @@ export interface XenNative {
   Watcher: new (fd: number, evtchn: boolean, callback: WatcherCallback) => NativeWatcher;
 }
 
-/**
- * This module's directory. The ESM build knows it from import.meta.url (a
- * global __dirname, as `node -e` defines, would be wrong there); the CJS
- * build has an empty import.meta and its own __dirname.
- */
-function moduleDir(): string {
-  const url = (import.meta as { url?: string }).url;
-  return url ? dirname(fileURLToPath(url)) : __dirname;
-}
-
-/** The package root: the nearest directory above this module holding binding.gyp. */
-function packageRoot(): string {
-  let dir = moduleDir();
-  for (;;) {
-    if (existsSync(join(dir, 'binding.gyp'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error('cannot find the xen-vchan package root (binding.gyp) above ' + dir);
-    dir = up;
-  }
-}
-
 let loaded: XenNative | undefined;
 
 /** The shim, loaded on first use; a VchanError ERR_VCHAN_NATIVE says how to build it. */
@@ -104,7 +82,7 @@ export function loadNative(): XenNative {
   } catch (error) {
     throw new VchanError(
       ErrorCodes.NATIVE,
-      `the native Xen shim could not be loaded (${(error as Error).message}); build it with \`npx node-gyp configure build\` in the xen-vchan package (needs python3, make and a C++ compiler)`,
+      `the native Xen shim could not be loaded (${(error as Error).message}); the package ships it prebuilt for linux-x64 (glibc) only: elsewhere build it with \`npm rebuild xen-vchan\` (needs python3, make and a C++ compiler)`,
       { cause: error },
     );
   }

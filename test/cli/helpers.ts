@@ -1,5 +1,5 @@
 /**
- * Runs the built `vchan` command (dist/cli/vchan.js) as a process of an
+ * Runs the built `vchan` command (dist/cjs/cli/main.js) as a process of an
  * emulated domain, feeding it patterned data and hashing what it prints,
  * without keeping either in memory.
  */
@@ -12,7 +12,7 @@ import { REPO_ROOT } from '../support/c-peer.js';
 import { fillPattern } from '../support/pattern.js';
 import type { Sim } from '../sim/helpers.js';
 
-export const VCHAN = join(REPO_ROOT, 'dist/cli/vchan.js');
+export const VCHAN = join(REPO_ROOT, 'dist/cjs/cli/main.js');
 
 export function requireCli(): void {
   if (!existsSync(VCHAN)) throw new Error(`${VCHAN} is missing: run \`npm run build\` (or \`npx tsup\`) before the CLI tests`);

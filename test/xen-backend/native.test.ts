@@ -30,9 +30,9 @@ function thrown(call: () => unknown): NativeError {
 
 describe('native shim: loading and arguments', () => {
   // `node -e` defines a global __dirname of '.': the ESM build must not take it for its own.
-  it.each(['index.js', 'index.cjs'])('dist/%s finds the shim from `node -e` in another directory', async (file) => {
+  it.each(['index.js', 'cjs/index.js'])('dist/%s finds the shim from `node -e` in another directory', async (file) => {
     const script = `
-      const load = ${file.endsWith('.cjs') ? `Promise.resolve(require(${JSON.stringify(join(ROOT, 'dist', file))}))` : `import(${JSON.stringify(join(ROOT, 'dist', file))})`};
+      const load = ${file.startsWith('cjs/') ? `Promise.resolve(require(${JSON.stringify(join(ROOT, 'dist', file))}))` : `import(${JSON.stringify(join(ROOT, 'dist', file))})`};
       load.then((m) => {
         try {
           new m.XenBackend({ deviceDir: '/nonexistent' }).close();
