@@ -103,4 +103,4 @@ if (!upToDate(PRELOAD, preloadInputs)) {
 for (const f of readdirSync(OUT)) if (![ADDON, PRELOAD].includes(join(OUT, f))) rmSync(join(OUT, f), { force: true });
 const size = (f) => `${Math.ceil(statSync(f).size / 1024)} KiB`;
 const list = [ADDON, PRELOAD].map((f) => `${relative(ROOT, f)} (${size(f)})`).join(', ');
-process.stdout.write(`prebuild: ${built.length ? 'built' : 'up to date:'} ${list}\n`);
+process.stderr.write(`prebuild: ${built.length ? 'built' : 'up to date:'} ${list}\n`);
