@@ -9,8 +9,10 @@ import { buildSync } from 'esbuild';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cache = join(process.env.XEN_VCHAN_CACHE ?? join(repo, '.cache'), 'bench');
-const needed = ['dist/sim/cli.js', 'build/sim/libxensim.so', 'build/Release/xen_vchan.node'];
-if (needed.some((f) => !existsSync(join(repo, f)))) {
+const needed = ['dist/sim/cli.js', 'build/sim/libxensim.so'];
+// the addon: a local node-gyp build or the prebuild (npm run build makes the latter)
+const addon = ['build/Release/xen_vchan.node', `prebuilds/${process.platform}-${process.arch}/xen-vchan.glibc.node`];
+if (needed.some((f) => !existsSync(join(repo, f))) || !addon.some((f) => existsSync(join(repo, f)))) {
   const r = spawnSync('npm', ['run', 'build'], { cwd: repo, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

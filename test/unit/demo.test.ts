@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 
@@ -32,3 +34,29 @@ it('the in-memory demo (npm run demo:memory) runs on the built package and verif
   expect(stdout).toMatch(/received 67108864 bytes in [0-9.]+ s: [0-9]+ MB\/s/);
   expect(stdout).toMatch(/sha256 [0-9a-f]{64} matches the file/);
 }, 60_000);
+
+it('npm run demo where apt-get cannot reach Debian: one line says why, then the Node ↔ Node demo runs, exit 0', async () => {
+  built();
+  // apt-get and apt-cache that fail as they do without a network, and an empty package cache
+  const bin = mkdtempSync(join(tmpdir(), 'no-apt-'));
+  for (const tool of ['apt-get', 'apt-cache']) {
+    writeFileSync(join(bin, tool), '#!/bin/sh\necho "E: Failed to fetch: Temporary failure resolving the package servers" >&2\nexit 100\n', { mode: 0o755 });
+  }
+  const cache = mkdtempSync(join(tmpdir(), 'no-apt-cache-'));
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['examples/demo-xensim.mjs', '16'], {
+      cwd,
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, XEN_VCHAN_CACHE: cache },
+    });
+    const lines = stdout.split('\n');
+    expect(lines[0]).toMatch(/^demo: Debian's Xen packages cannot be fetched: apt-get update failed \(see .*\); running the Node ↔ Node demo instead$/);
+    expect(stdout).toContain('a Node server (listen, domain 0) and a Node client (connect, domain 5)');
+    expect(stdout).toContain('Node server → Node client: 16777216 bytes, every byte as sent (checked by the Node client)');
+    expect(stdout).toContain('Node client → Node server: 16777216 bytes, every byte as sent (checked by the Node server)');
+    expect(stdout).toMatch(/[0-9]+ MB\/s each way/);
+    expect(stderr).toBe('');
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+    rmSync(cache, { recursive: true, force: true });
+  }
+}, 120_000);

@@ -21,8 +21,10 @@ DR=$REPO/.cache/debian/root             # Xen userspace (scripts/debian-packages
 DLIB=$DR/usr/lib/x86_64-linux-gnu
 KVER=$(ls "$XR/lib/modules")
 [ -f "$REPO/dist/index.js" ] || die "dist/ is missing: run npm run build first"
+# the addon node-gyp-build would load: a local node-gyp build, else the prebuild
 ADDON=$REPO/build/Release/xen_vchan.node
-[ -f "$ADDON" ] || die "$ADDON is missing: run npm install (node-gyp) first"
+[ -f "$ADDON" ] || ADDON=$REPO/prebuilds/linux-x64/xen-vchan.glibc.node
+[ -f "$ADDON" ] || die "the native addon is missing: run npm run build first"
 
 STAGE=$CACHE/stage PAY=$CACHE/stage/payload
 rm -rf "$STAGE" "$CACHE/boot"; mkdir -p "$PAY/bin" "$PAY/pkg/build/Release" "$CACHE/boot"
@@ -47,7 +49,7 @@ for entry in "$HERE/peer.ts:peer" "$REPO/src/cli/main.ts:vchan" "$REPO/bench/pee
     --target=node20 --log-level=error --outfile="$PAY/pkg/xen/${entry##*:}.mjs"
 done
 cp "$REPO/binding.gyp" "$REPO/package.json" "$PAY/pkg/"
-cp "$ADDON" "$PAY/pkg/build/Release/"
+cp "$ADDON" "$PAY/pkg/build/Release/xen_vchan.node"
 mkdir -p "$PAY/pkg/node_modules"
 cp -r "$REPO/node_modules/node-gyp-build" "$PAY/pkg/node_modules/"
 strip -o "$PAY/bin/node" "$(command -v node)"
