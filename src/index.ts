@@ -2,7 +2,8 @@
 export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState } from './channel.js';
 export { VchanStream, type VchanStreamOptions, type VchanSource, type VchanAddress, type VchanStreamError } from './stream.js';
 export { listen, connect, type ListenOptions, type ConnectOptions } from './net.js';
-export { VchanError, ErrorCodes, type VchanErrorCode } from './errors.js';
+export { VchanError, ErrorCodes, type VchanErrorCode, type VchanErrorOptions } from './errors.js';
+export type { Role } from './setup.js';
 export type {
   Backend,
   EventChannel,
@@ -28,7 +29,9 @@ export {
   ringPlacement,
   grantCount,
   ControlPage,
+  type GrantListLayout,
+  type RingPlacement,
 } from './layout.js';
-export { RingReader, RingWriter } from './ring.js';
+export { RingReader, RingWriter, type RingIndices } from './ring.js';
 export { XenBackend, type XenBackendOptions } from './xen/backend.js';
 export { XenStore, type XenStoreOptions, type XenStoreOps } from './xen/xenstore.js';

@@ -17,7 +17,7 @@
  * - Read-only mappings and released pages cannot be protected: writing a
  *   read-only mapping or touching memory after release() goes unnoticed.
  * - A domain exists while it has a backend; when its last backend closes or
- *   dies, /local/domain/<id> is removed and @releaseDomain fires (dom0 too).
+ *   dies, /local/domain/<id> is removed and `@releaseDomain` fires (dom0 too).
  * - Grant refs are never reused, so a stale ref always fails with EINVAL.
  */
 export { MemoryHypervisor, type MemoryHypervisorOptions, type HeldResources } from './hypervisor.js';

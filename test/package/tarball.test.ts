@@ -46,7 +46,7 @@ describe('the packed tarball', () => {
       expect(files, f).toContain(f);
     }
     expect(files.filter((f) => f.startsWith(`${PREBUILDS}/`)).sort()).toEqual([`${PREBUILDS}/libxensim.glibc.so`, `${PREBUILDS}/xen-vchan.glibc.node`]);
-    expect(files.filter((f) => /^(test|bench|examples|scripts|build|\.cache|\.ci|node_modules)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /^(test|bench|examples|scripts|build|\.cache|\.ci|node_modules|docs\/api)\//.test(f))).toEqual([]);
     expect(files.filter((f) => (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.endsWith('.map') || f.endsWith('.tgz'))).toEqual([]);
   });
 });
