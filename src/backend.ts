@@ -28,6 +28,7 @@ export interface GrantShare {
 
 /** A peer's pages mapped into this process (gntdev). */
 export interface GrantMapping {
+  /** The mapped pages, contiguous, `refs.length * 4096` bytes. */
   readonly memory: Uint8Array;
   /** Unmaps; an armed unmap notification fires now. Idempotent. */
   release(): void;
@@ -35,6 +36,7 @@ export interface GrantMapping {
 
 /** One bound event channel port. */
 export interface EventChannel {
+  /** The local port number. */
   readonly port: number;
   /** Signals the remote end. Never blocks. */
   notify(): void;
@@ -48,7 +50,9 @@ export interface EventChannel {
 
 /** What keeps the process alive while a channel is open; see EventChannel.ref and StoreWatch.ref. */
 export interface KeepAliveHandle {
+  /** Keep the process alive while this is open (the default). */
   ref?(): void;
+  /** Let the process exit although this is open. */
   unref?(): void;
 }
 
@@ -60,14 +64,18 @@ export interface KeepAliveHandle {
  */
 export type EventHandler = () => unknown;
 
+/** Access a xenstore permission grants: none, read, write or both. */
 export type StoreAccess = 'none' | 'read' | 'write' | 'both';
 
 /** A xenstore permission entry; the first one names the owner and the default for others. */
 export interface StorePermission {
+  /** The domain the entry is for. */
   readonly domid: number;
+  /** What it may do. */
   readonly access: StoreAccess;
 }
 
+/** A registered xenstore watch (`Store.watch`). */
 export interface StoreWatch {
   /** Removes the watch. Idempotent. */
   close(): Promise<void>;
@@ -96,6 +104,7 @@ export interface Store {
   watch(path: string, onChange: (changed: string) => void): Promise<StoreWatch>;
 }
 
+/** Everything the protocol needs from the system: grants, event channels, xenstore. `XenBackend` is the real one; `xen-vchan/memory` emulates one. */
 export interface Backend {
   /** This domain's id. */
   domainId(): Promise<number>;
@@ -110,6 +119,7 @@ export interface Backend {
   /** Binds to `remotePort`, which domain `peer` offered to us. */
   bindInterdomain(peer: number, remotePort: number, onEvent: EventHandler): Promise<EventChannel>;
 
+  /** This domain's xenstore. */
   readonly store: Store;
 
   /**

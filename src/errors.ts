@@ -21,9 +21,12 @@ export const ErrorCodes = {
   NATIVE: 'ERR_VCHAN_NATIVE',
 } as const;
 
+/** A `VchanError`'s `code`: one of `ErrorCodes`, or an errno name (`ENOSPC`, `EINVAL`, …) for kernel and xenstore failures. */
 export type VchanErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | string;
 
+/** What `new VchanError()` takes besides the code and message. */
 export interface VchanErrorOptions {
+  /** The error behind this one, as `Error`'s `cause`. */
   cause?: unknown;
   /** The system call behind a kernel error. */
   syscall?: string;
@@ -31,9 +34,13 @@ export interface VchanErrorOptions {
   errno?: number;
 }
 
+/** Every failure of a channel that is not a bad argument: `code` says which (see the README's table of codes). */
 export class VchanError extends Error {
+  /** Stable: one of `ErrorCodes`, or the errno name of a kernel or xenstore failure. */
   readonly code: VchanErrorCode;
+  /** The system call behind a kernel error. */
   readonly syscall?: string;
+  /** Negative errno of a kernel error, as Node's system errors carry it. */
   readonly errno?: number;
 
   constructor(code: VchanErrorCode, message: string, options: VchanErrorOptions = {}) {

@@ -7,21 +7,33 @@
  */
 import { protocolError } from './errors.js';
 
+/** Bytes in a Xen page (and so in the control page). */
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
 /** Byte offsets inside the control page (all little-endian). */
 export const Offsets = {
+  /** u32: how far the server has read the left ring. */
   LEFT_CONS: 0,
+  /** u32: how far the client has written the left ring. */
   LEFT_PROD: 4,
+  /** u32: how far the client has read the right ring. */
   RIGHT_CONS: 8,
+  /** u32: how far the server has written the right ring. */
   RIGHT_PROD: 12,
+  /** u16: log2 of the left ring's size. */
   LEFT_ORDER: 16,
+  /** u16: log2 of the right ring's size. */
   RIGHT_ORDER: 18,
+  /** u8: the client's liveness (`Live`). */
   CLI_LIVE: 20,
+  /** u8: the server's liveness (`Live`). */
   SRV_LIVE: 21,
+  /** u8: the wake-ups the client asked for (`Notify` bits). */
   CLI_NOTIFY: 22,
+  /** u8: the wake-ups the server asked for (`Notify` bits). */
   SRV_NOTIFY: 23,
+  /** Start of the u32 grant refs of the rings' pages: left ring first, then right. */
   GRANTS: 24,
 } as const;
 
@@ -35,21 +47,40 @@ export const Notify = {
 
 /** Liveness byte values (`cli_live`, `srv_live`). */
 export const Live = {
+  /** Gone, or never came. */
   EXITED: 0,
+  /** Up and using the channel. */
   CONNECTED: 1,
   /** Only `cli_live`: the server is waiting for its client. */
   WAITING: 2,
 } as const;
 
+/** Smallest ring order (1 KiB), as in C libxenvchan. */
 export const MIN_ORDER = 10;
+/** Largest ring order (1 MiB), as in C libxenvchan. */
 export const MAX_ORDER = 20;
 export const MAX_RING_SIZE = 1 << MAX_ORDER;
 /** Orders 10 and 11 put the ring inside the control page, at these offsets. */
 const IN_PAGE_OFFSET: Readonly<Record<number, number>> = { 10: 1024, 11: 2048 };
 
+/** Where a ring of some order lives: inside the control page at `offset`, or in `pages` pages of its own; `size` is its length in bytes. */
 export type RingPlacement =
-  | { readonly inPage: true; readonly offset: number; readonly size: number }
-  | { readonly inPage: false; readonly pages: number; readonly size: number };
+  | {
+      /** The ring is inside the control page. */
+      readonly inPage: true;
+      /** Its byte offset in the control page. */
+      readonly offset: number;
+      /** Its length in bytes. */
+      readonly size: number;
+    }
+  | {
+      /** The ring has pages of its own. */
+      readonly inPage: false;
+      /** How many (each one grant ref). */
+      readonly pages: number;
+      /** Its length in bytes. */
+      readonly size: number;
+    };
 
 export function isValidOrder(order: number): boolean {
   return Number.isInteger(order) && order >= MIN_ORDER && order <= MAX_ORDER;
@@ -70,11 +101,15 @@ export function grantCount(order: number): number {
   return placement.inPage ? 0 : placement.pages;
 }
 
+/** Where each ring's grant refs sit in the control page's list (see `layoutFor`). */
 export interface GrantListLayout {
   /** Index (in u32 entries from `Offsets.GRANTS`) of the left ring's first ref. */
   readonly leftStart: number;
+  /** How many refs the left ring has (0 for an in-page ring). */
   readonly leftCount: number;
+  /** Index of the right ring's first ref. */
   readonly rightStart: number;
+  /** How many refs the right ring has (0 for an in-page ring). */
   readonly rightCount: number;
   /** Byte offset just past the list. */
   readonly end: number;
@@ -118,7 +153,15 @@ function pageOrderFor(bytes: number): number {
  * C libxenvchan does: in-page rings when the requests are small enough
  * (sparing granted pages), otherwise the smallest page-sized orders.
  */
-export function chooseOrders(leftMin: number, rightMin: number): { left: number; right: number } {
+export function chooseOrders(
+  leftMin: number,
+  rightMin: number,
+): {
+  /** Order of the left ring (client to server). */
+  left: number;
+  /** Order of the right ring (server to client). */
+  right: number;
+} {
   let left = pageOrderFor(leftMin);
   let right = pageOrderFor(rightMin);
   const SMALL = 1 << 10;
@@ -143,9 +186,11 @@ export function chooseOrders(leftMin: number, rightMin: number): { left: number;
  * protocol requires (PROTOCOL §4–§5).
  */
 export class ControlPage {
+  /** The page's 4096 bytes. */
   readonly bytes: Uint8Array;
   /** u32 view of the first 24 bytes' indices and of the grant list. */
   readonly words: Uint32Array;
+  /** u16 view, for the two ring orders. */
   readonly halfwords: Uint16Array;
 
   constructor(bytes: Uint8Array) {
@@ -156,10 +201,12 @@ export class ControlPage {
     this.halfwords = new Uint16Array(bytes.buffer, bytes.byteOffset, PAGE_SIZE / 2);
   }
 
+  /** Atomic load of the byte at `offset` (one of `Offsets`). */
   loadByte(offset: number): number {
     return Atomics.load(this.bytes, offset);
   }
 
+  /** Atomic store of a byte at `offset`. */
   storeByte(offset: number, value: number): void {
     Atomics.store(this.bytes, offset, value);
   }
@@ -174,10 +221,12 @@ export class ControlPage {
     return Atomics.and(this.bytes, offset, bits);
   }
 
+  /** A ring's order, read once. */
   loadOrder(offset: typeof Offsets.LEFT_ORDER | typeof Offsets.RIGHT_ORDER): number {
     return Atomics.load(this.halfwords, offset >> 1);
   }
 
+  /** Publishes a ring's order. */
   storeOrder(offset: typeof Offsets.LEFT_ORDER | typeof Offsets.RIGHT_ORDER, order: number): void {
     Atomics.store(this.halfwords, offset >> 1, order);
   }
@@ -190,6 +239,7 @@ export class ControlPage {
     return refs;
   }
 
+  /** Stores grant refs into the list from index `start`. */
   writeGrants(start: number, refs: readonly number[]): void {
     const base = Offsets.GRANTS / 4 + start;
     refs.forEach((ref, i) => Atomics.store(this.words, base + i, ref));

@@ -32,13 +32,18 @@ export function checkRange(buffer: Uint8Array, offset: number, length: number): 
 
 /** Where a ring's two counters sit, as u32 indices into the control page's word view. */
 export interface RingIndices {
+  /** The control page's u32 view. */
   readonly words: Uint32Array;
+  /** Index of the ring's consumer counter in `words`. */
   readonly cons: number;
+  /** Index of the ring's producer counter in `words`. */
   readonly prod: number;
 }
 
 abstract class RingEnd {
+  /** The ring's bytes (shared memory). */
   readonly data: Uint8Array;
+  /** The ring's length in bytes, a power of two. */
   readonly size: number;
   protected readonly mask: number;
   protected readonly words: Uint32Array;

@@ -10,6 +10,7 @@ import { watchPeerDomain } from './peer-watch.js';
 import { Releases } from './releases.js';
 import { RingReader, RingWriter } from './ring.js';
 
+/** Which end of a channel: the server offers it (shares the pages), the client connects (maps them). */
 export type Role = 'server' | 'client';
 
 /** Everything an open channel holds. */

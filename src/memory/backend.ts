@@ -101,6 +101,7 @@ export class MemoryBackend implements Backend {
 
   /** @internal Use MemoryHypervisor#backend or connectMemoryBackend. */
   constructor(
+    /** The domain this backend is a process of. */
     readonly domid: number,
     table: EventTable,
     bell: number,

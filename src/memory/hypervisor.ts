@@ -27,6 +27,7 @@ export interface HeldResources {
   readonly mappedPages: number;
   /** Bound event channel ports (unbound offers included). */
   readonly ports: number;
+  /** Registered xenstore watches. */
   readonly watches: number;
   /** Store nodes written by backends (not parents made on the way, not a domain's own skeleton). */
   readonly storeEntries: number;
@@ -123,6 +124,7 @@ export class MemoryHypervisor {
     });
   }
 
+  /** Counts what all domains still hold, to check a test left nothing behind. */
   held(): HeldResources {
     return {
       grants: this.hv.grants.count(),

@@ -21,12 +21,17 @@ export const LINK_KIND = 'xen-vchan/memory-link';
  * in `workerData` together with `transferList: link.transferList`.
  */
 export interface MemoryLink {
+  /** Marks the object as a link (checked by `connectMemoryBackend`). */
   readonly kind: typeof LINK_KIND;
   /** The process's id in its hypervisor. */
   readonly id: number;
+  /** The domain the process belongs to. */
   readonly domid: number;
+  /** The process's slot in the shared event table. */
   readonly bell: number;
+  /** The hypervisor's event table, shared with every thread. */
   readonly table: SharedArrayBuffer;
+  /** Carries the process's hypervisor calls to the thread that owns the hypervisor. */
   readonly port: MessagePort;
   /** The objects to transfer with the link (its MessagePort). */
   readonly transferList: MessagePort[];

@@ -13,6 +13,7 @@ import { GntdevLimit, mapGrants, sharePages } from './grants.js';
 import { loadNative, type XenNative } from './native.js';
 import { XenStore } from './xenstore.js';
 
+/** Options of `new XenBackend()`. */
 export interface XenBackendOptions {
   /** Directory of the gntalloc, gntdev and evtchn device nodes; default /dev/xen. */
   deviceDir?: string;
@@ -58,7 +59,9 @@ function scopeFor(xenstore: string): object {
   return scope;
 }
 
+/** The backend for real Xen: Linux's `/dev/xen` devices (the native addon) and xenstore. Devices open on first use; `close()` closes them and a xenstore connection it opened itself. */
 export class XenBackend implements Backend {
+  /** Its xenstore client. */
   readonly store: XenStore;
   /** Every XenBackend of this process on the same xenstore shares it: one process, one set of offers. */
   readonly offerScope: object;

@@ -20,6 +20,7 @@ import {
   type XsAccess,
 } from './xenstore-wire.js';
 
+/** Options of `new XenStore()`. */
 export interface XenStoreOptions {
   /**
    * The xenstored socket or device to use. Default: $XENSTORED_PATH or
@@ -38,12 +39,15 @@ export interface XenStoreOps {
   readBytes(path: string): Promise<Buffer | undefined>;
   /** Names of the children of `path`, or undefined when it does not exist. */
   directory(path: string): Promise<string[] | undefined>;
+  /** Sets `path` to `value`, creating it (and missing parents) if need be. */
   write(path: string, value: string | Uint8Array): Promise<void>;
+  /** Creates `path` with an empty value; an existing node is left as it is. */
   mkdir(path: string): Promise<void>;
   /** Removes `path` and everything below it; a missing path is not an error. */
   remove(path: string): Promise<void>;
   /** The node's permissions (owner first), or undefined when it does not exist. */
   getPermissions(path: string): Promise<StorePermission[] | undefined>;
+  /** Replaces the node's permissions (owner first). */
   setPermissions(path: string, permissions: readonly StorePermission[]): Promise<void>;
 }
 
