@@ -23,6 +23,7 @@ export interface VchanServerOptions {
   readMin?: number;
   /** Minimum bytes of the ring we write (the C API's right_min). */
   writeMin?: number;
+  /** The system to use: a `XenBackend`, or an in-memory one for tests. */
   backend: Backend;
 }
 
@@ -31,6 +32,7 @@ export interface VchanClientOptions {
   peer: number;
   /** Xenstore path the server published under. */
   path: string;
+  /** The system to use: a `XenBackend`, or an in-memory one for tests. */
   backend: Backend;
   /** Aborts waiting for the server and the setup; everything taken is released. */
   signal?: AbortSignal;
@@ -49,9 +51,17 @@ function checkBackend(value: unknown): Backend {
   return value as Backend;
 }
 
+/**
+ * One channel with C libxenvchan's calls, non-blocking: `Vchan.server()` and
+ * `Vchan.client()` set it up; `read`/`write`/`send`/`recv`, `dataReady`,
+ * `bufferSpace`, `isOpen`, `wait` and `close` work as their C namesakes.
+ */
 export class Vchan {
+  /** Which end this is. */
   readonly role: Role;
+  /** The other end's domain id. */
   readonly peer: number;
+  /** The xenstore path the channel is published under. */
   readonly path: string;
   private readonly parts: ChannelParts;
   /** Byte that holds requests addressed to us (we clear it after acting). */
@@ -124,10 +134,12 @@ export class Vchan {
     return relay.attach(new Vchan('client', peer, path, parts));
   }
 
+  /** Size in bytes of the ring we read. */
   get readSize(): number {
     return this.parts.reader.size;
   }
 
+  /** Size in bytes of the ring we write. */
   get writeSize(): number {
     return this.parts.writer.size;
   }

@@ -11,6 +11,7 @@ import { VchanStream, type VchanAddress, type VchanStreamOptions } from './strea
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
 import { XenBackend } from './xen/backend.js';
 
+/** Options of `listen()`: where to offer the channel, to whom, and the stream's options. */
 export interface ListenOptions extends VchanStreamOptions {
   /** Domain id of the client that may connect. */
   peer: number;
@@ -30,6 +31,7 @@ export interface ListenOptions extends VchanStreamOptions {
   backend?: Backend;
 }
 
+/** Options of `connect()`: whose channel, where, and the stream's options. */
 export interface ConnectOptions extends VchanStreamOptions {
   /** Domain id of the server. */
   peer: number;
@@ -41,6 +43,7 @@ export interface ConnectOptions extends VchanStreamOptions {
   signal?: AbortSignal;
   /** Milliseconds to wait for the server before ERR_VCHAN_TIMEOUT. */
   timeout?: number;
+  /** Default: a new XenBackend, closed with the stream. */
   backend?: Backend;
 }
 

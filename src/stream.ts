@@ -15,6 +15,7 @@ import { Duplex, type DuplexOptions } from 'node:stream';
 import type { Vchan } from './channel.js';
 import { peerClosedError, type VchanError } from './errors.js';
 
+/** Options of `new VchanStream()`: a Duplex's, less the implementation hooks. */
 export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev' | 'final' | 'destroy' | 'construct'>;
 
 /**
@@ -26,9 +27,11 @@ export type VchanSource = Vchan | Promise<Vchan> | ((signal: AbortSignal) => Pro
 
 /** Who the stream talks to, known before the channel is set up. */
 export interface VchanAddress {
+  /** The peer's domain id. */
   readonly peer: number;
   /** Undefined until set up when it depends on our domain id (connect with a port). */
   readonly path?: string;
+  /** The Qubes-style port, when the stream was made with one. */
   readonly port?: number;
 }
 
@@ -66,32 +69,62 @@ interface PendingWrite {
 }
 
 /** An error on a VchanStream: a VchanError, or what destroy(err) was given. */
-export type VchanStreamError = VchanError | (Error & { code?: string });
+export type VchanStreamError =
+  | VchanError
+  | (Error & {
+      /** The code of the error `destroy()` was given, if it had one. */
+      code?: string;
+    });
 
 // Typed events, so listeners compile under --strict (merged into the class).
 export interface VchanStream {
+  /** Adds a listener for `'error'`: a `VchanError` with a stable `code`, or the error `destroy()` was given. */
   on(event: 'error', listener: (error: VchanStreamError) => void): this;
+  /** Adds a listener for `'data'`: a chunk of what the peer wrote. */
   on(event: 'data', listener: (chunk: Buffer) => void): this;
+  /** Adds a listener for `'close'`; `hadError` says whether `'error'` came first. */
   on(event: 'close', listener: (hadError: boolean) => void): this;
+  /** Adds a listener for an event without arguments: `'connect'` (the peer is here), `'ready'`, `'listening'` (a server's offer is published), `'end'`, `'finish'`, `'drain'`, `'readable'`, `'timeout'`. */
   on(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  /** Adds a listener for any other event, as `EventEmitter` does. */
   on(event: string | symbol, listener: (...args: any[]) => void): this;
+  /** Adds a one-time listener for `'error'`: a `VchanError` with a stable `code`, or the error `destroy()` was given. */
   once(event: 'error', listener: (error: VchanStreamError) => void): this;
+  /** Adds a one-time listener for `'data'`: a chunk of what the peer wrote. */
   once(event: 'data', listener: (chunk: Buffer) => void): this;
+  /** Adds a one-time listener for `'close'`; `hadError` says whether `'error'` came first. */
   once(event: 'close', listener: (hadError: boolean) => void): this;
+  /** Adds a one-time listener for an event without arguments: `'connect'` (the peer is here), `'ready'`, `'listening'` (a server's offer is published), `'end'`, `'finish'`, `'drain'`, `'readable'`, `'timeout'`. */
   once(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  /** Adds a one-time listener for any other event, as `EventEmitter` does. */
   once(event: string | symbol, listener: (...args: any[]) => void): this;
+  /** Removes a listener for `'error'`: a `VchanError` with a stable `code`, or the error `destroy()` was given. */
   off(event: 'error', listener: (error: VchanStreamError) => void): this;
+  /** Removes a listener for `'data'`: a chunk of what the peer wrote. */
   off(event: 'data', listener: (chunk: Buffer) => void): this;
+  /** Removes a listener for `'close'`; `hadError` says whether `'error'` came first. */
   off(event: 'close', listener: (hadError: boolean) => void): this;
+  /** Removes a listener for an event without arguments: `'connect'` (the peer is here), `'ready'`, `'listening'` (a server's offer is published), `'end'`, `'finish'`, `'drain'`, `'readable'`, `'timeout'`. */
   off(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  /** Removes a listener for any other event, as `EventEmitter` does. */
   off(event: string | symbol, listener: (...args: any[]) => void): this;
+  /** Adds a listener (as `on`) for `'error'`: a `VchanError` with a stable `code`, or the error `destroy()` was given. */
   addListener(event: 'error', listener: (error: VchanStreamError) => void): this;
+  /** Adds a listener (as `on`) for `'data'`: a chunk of what the peer wrote. */
   addListener(event: 'data', listener: (chunk: Buffer) => void): this;
+  /** Adds a listener (as `on`) for `'close'`; `hadError` says whether `'error'` came first. */
   addListener(event: 'close', listener: (hadError: boolean) => void): this;
+  /** Adds a listener (as `on`) for an event without arguments: `'connect'` (the peer is here), `'ready'`, `'listening'` (a server's offer is published), `'end'`, `'finish'`, `'drain'`, `'readable'`, `'timeout'`. */
   addListener(event: 'connect' | 'ready' | 'listening' | 'end' | 'finish' | 'drain' | 'readable' | 'timeout', listener: () => void): this;
+  /** Adds a listener (as `on`) for any other event, as `EventEmitter` does. */
   addListener(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
+/**
+ * A vchan as a `node:stream` Duplex that behaves like a `net.Socket`; made by
+ * `listen()` and `connect()`, or from a `Vchan` (or its setup) with
+ * `new VchanStream(source)`.
+ */
 export class VchanStream extends Duplex {
   private channel: Vchan | undefined;
   private readonly source: VchanSource;
@@ -253,6 +286,7 @@ export class VchanStream extends Duplex {
     return super.destroy(error);
   }
 
+  /** @internal Node's Duplex implementation. */
   override _construct(callback: (error?: Error | null) => void): void {
     const source = this.source;
     const setup = typeof source === 'function' ? source(this.setupAbort.signal) : source;
@@ -271,21 +305,25 @@ export class VchanStream extends Duplex {
     );
   }
 
+  /** @internal Node's Duplex implementation. */
   override _read(): void {
     this.wantRead = true;
     this.drain();
   }
 
+  /** @internal Node's Duplex implementation. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.pendingWrite = { chunks: [chunk], index: 0, offset: 0, callback };
     this.continueWrite();
   }
 
+  /** @internal Node's Duplex implementation. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     this.pendingWrite = { chunks: chunks.map((c) => c.chunk), index: 0, offset: 0, callback };
     this.continueWrite();
   }
 
+  /** @internal Node's Duplex implementation. */
   override _final(callback: (error?: Error | null) => void): void {
     // All writes are in the ring now. A server whose client has not come yet keeps its offer for it.
     this.waitForReader = this.channel?.role === 'server' && this.channel.isOpen() === 2;
@@ -293,6 +331,7 @@ export class VchanStream extends Duplex {
     this.tryFinish();
   }
 
+  /** @internal Node's Duplex implementation. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
