@@ -1,0 +1,129 @@
+/**
+ * The victims of the fuzzer, in the test's own thread: a VchanStream
+ * (listen/connect) or a Vchan driven by hand, as server or client, sending
+ * its pattern bytes and reading everything. Each reports every error that
+ * reached it (the oracle judges them) and what it received.
+ */
+import type { Backend } from '../../src/backend.js';
+import { Vchan } from '../../src/channel.js';
+import { ErrorCodes } from '../../src/errors.js';
+import { connect, listen } from '../../src/net.js';
+import type { VchanStream } from '../../src/stream.js';
+import { fillPattern, PatternChecker } from '../support/pattern.js';
+import type { Plan } from './plan.js';
+
+export interface VictimReport {
+  errors: unknown[];
+  received: number;
+  /** In an honest session: whether every byte received matched. */
+  intact: boolean;
+}
+
+export interface Victim {
+  done: Promise<VictimReport>;
+  /** Gives up on a hung victim (the oracle already noted the hang). */
+  kill(): Promise<void>;
+}
+
+export interface Where {
+  peer: number;
+  /** Relative for a server, absolute for a client. */
+  path: string;
+  backend: Backend;
+}
+
+function checker(plan: Plan) {
+  const check = new PatternChecker(plan.seed ^ 2);
+  const report = { received: 0, intact: true };
+  return {
+    report,
+    push(chunk: Uint8Array) {
+      report.received += chunk.length;
+      if (!plan.honest || !report.intact) return;
+      try {
+        check.push(chunk);
+      } catch {
+        report.intact = false;
+      }
+    },
+  };
+}
+
+export function streamVictim(plan: Plan, where: Where): Victim {
+  const options = { peer: where.peer, path: where.path, backend: where.backend };
+  const stream: VchanStream = plan.role === 'server' ? listen({ ...options, readMin: plan.readMin, writeMin: plan.writeMin }) : connect(options);
+  const errors: unknown[] = [];
+  const rx = checker(plan);
+  stream.on('error', (error) => errors.push(error));
+  stream.on('data', (chunk: Buffer) => rx.push(chunk));
+  for (let sent = 0; sent < plan.victimBytes; ) {
+    const n = Math.min(16384, plan.victimBytes - sent);
+    stream.write(fillPattern(plan.seed ^ 1, sent, new Uint8Array(n)), (error) => error && errors.push(error));
+    sent += n;
+  }
+  const done = new Promise<VictimReport>((resolve) => stream.once('close', () => resolve({ errors, ...rx.report })));
+  return {
+    done,
+    async kill() {
+      stream.destroy();
+      await done;
+    },
+  };
+}
+
+export function vchanVictim(plan: Plan, where: Where): Victim {
+  const errors: unknown[] = [];
+  const rx = checker(plan);
+  const abort = new AbortController();
+  let vchan: Vchan | undefined;
+  const run = async (): Promise<void> => {
+    const v = (vchan =
+      plan.role === 'server'
+        ? await Vchan.server({ peer: where.peer, path: where.path, readMin: plan.readMin, writeMin: plan.writeMin, backend: where.backend })
+        : await Vchan.client({ peer: where.peer, path: where.path, backend: where.backend, signal: abort.signal }));
+    const into = new Uint8Array(65536);
+    let sent = 0;
+    try {
+      for (;;) {
+        let moved = false;
+        if (sent < plan.victimBytes) {
+          try {
+            const n = v.write(fillPattern(plan.seed ^ 1, sent, new Uint8Array(Math.min(8192, plan.victimBytes - sent))));
+            sent += n;
+            moved = n > 0;
+          } catch (error) {
+            // The peer is gone: stop writing, still read what it left.
+            if ((error as { code?: string }).code !== ErrorCodes.PEER_CLOSED) throw error;
+            sent = plan.victimBytes;
+          }
+        }
+        const n = v.read(into); // throws PEER_CLOSED once the peer is gone and the ring is empty
+        if (n > 0) rx.push(into.subarray(0, n));
+        else if (!moved) await v.wait(abort.signal);
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code !== ErrorCodes.PEER_CLOSED) throw error;
+    } finally {
+      await v.close();
+      await v.released();
+    }
+  };
+  const done = run().then(
+    () => ({ errors, ...rx.report }),
+    async (error: unknown) => {
+      errors.push(error);
+      if (vchan !== undefined) {
+        await vchan.close().catch((e: unknown) => errors.push(e));
+        await vchan.released();
+      }
+      return { errors, ...rx.report };
+    },
+  );
+  return {
+    done,
+    async kill() {
+      abort.abort();
+      await done;
+    },
+  };
+}
