@@ -14,7 +14,7 @@ import { ErrorCodes, VchanError } from '../../src/errors.js';
 import { MemoryHypervisor } from '../../src/memory/index.js';
 import { bundleWorker } from '../support/bundle-worker.js';
 import type { Plan } from './plan.js';
-import { streamVictim, vchanVictim } from './victim.js';
+import { streamVictim, vchanVictim, type VictimReport } from './victim.js';
 
 export const HANG_MS = 2000;
 /** An attacker that outlives its plan by this much is terminated (a step cannot take longer). */
@@ -67,6 +67,12 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   const counters = new SharedArrayBuffer(12);
   const shared = new Int32Array(counters);
   const findings: string[] = [];
+  const where = { peer: victimIsServer ? CLIENT_DOM : SERVER_DOM, path: victimIsServer ? PATH : ABSOLUTE, backend };
+  const victim = (plan.api === 'stream' ? streamVictim : vchanVictim)(plan, where);
+  // A server listens for a client domain that may not exist yet, so a client that dies before the
+  // server first looked is indistinguishable from one not yet born: start the attacker once the
+  // server is published (a client cannot come earlier anyway).
+  if (victimIsServer) await victim.ready;
   const worker = new Worker(bundleWorker(fileURLToPath(new URL('./attacker.ts', import.meta.url))), {
     workerData: { link, plan, peer: victimIsServer ? SERVER_DOM : CLIENT_DOM, path: victimIsServer ? ABSOLUTE : PATH, counters },
     transferList: link.transferList,
@@ -87,8 +93,6 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   });
   worker.on('error', () => {}); // a crash is one of the ways it dies
 
-  const where = { peer: victimIsServer ? CLIENT_DOM : SERVER_DOM, path: victimIsServer ? PATH : ABSOLUTE, backend };
-  const victim = (plan.api === 'stream' ? streamVictim : vchanVictim)(plan, where);
   let victimEndedAt: number | undefined;
   const ended = victim.done.then((r) => {
     victimEndedAt = performance.now();
@@ -102,11 +106,19 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
     // One more turn: the victim may have ended in the same tick.
     report = await Promise.race([ended, sleep(0).then(() => hung)]);
   }
+  let waiting = false;
   if (report === hung) {
-    findings.push(`hang: the victim (${plan.api} ${plan.role}) had not ended ${HANG_MS} ms after the attacker died (${plan.death})`);
+    const held = hv.held();
+    // A client that never got entries to map waits for its server, as documented (connect has no
+    // deadline unless given one): it holds nothing but its watch. Anything more held is a hang.
+    waiting = !victimIsServer && held.mappedPages === 0 && held.ports === 0 && held.grants === 0;
+    if (!waiting) findings.push(`hang: the victim (${plan.api} ${plan.role}) had not ended ${HANG_MS} ms after the attacker died (${plan.death}; attacker set up: ${Atomics.load(shared, 1) === 1}); the hypervisor held ${JSON.stringify(held)}`);
+  }
+  if (report === hung) {
     await victim.kill();
     report = await ended;
   }
+  const final = report as VictimReport;
   // The victim may end first (it refused the attacker); the attacker still dies as planned.
   await Promise.race([gone, sleep(ATTACKER_CAP_MS)]);
   clearTimeout(cap);
@@ -114,14 +126,14 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   await exited;
   await hv.released(link);
 
-  for (const error of report.errors) {
+  for (const error of final.errors) {
     const code = (error as { code?: unknown })?.code;
     if (!(error instanceof VchanError)) findings.push(`not a VchanError: ${describeError(error)}`);
     else if (typeof code !== 'string' || !DOCUMENTED_CODES.has(code)) findings.push(`undocumented code: ${describeError(error)}`);
   }
   if (plan.honest) {
-    if (report.errors.length > 0) findings.push(`honest session failed: ${describeError(report.errors[0])}`);
-    if (!report.intact || report.received !== plan.attackerBytes) findings.push(`honest session: received ${report.received} of ${plan.attackerBytes} bytes${report.intact ? '' : ', corrupted'}`);
+    if (final.errors.length > 0) findings.push(`honest session failed: ${describeError(final.errors[0])}`);
+    if (!final.intact || final.received !== plan.attackerBytes) findings.push(`honest session: received ${final.received} of ${plan.attackerBytes} bytes${final.intact ? '' : ', corrupted'}`);
     if (Atomics.load(shared, 2) !== 1) findings.push(`honest session: the peer did not get our ${plan.victimBytes} bytes intact`);
   }
   const held = hv.held();
@@ -129,9 +141,9 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   if (JSON.stringify(held) !== JSON.stringify(expected)) findings.push(`leak: after the session the hypervisor holds ${JSON.stringify(held)}`);
   await backend.close();
 
-  const first = report.errors[0] as { code?: string } | undefined;
+  const first = final.errors[0] as { code?: string } | undefined;
   return {
-    outcome: first === undefined ? 'end' : String(first.code ?? 'non-VchanError'),
+    outcome: waiting ? 'still waiting for a server' : first === undefined ? 'end' : String(first.code ?? 'non-VchanError'),
     findings,
     mutations: Atomics.load(shared, 0),
     closeLatencyMs: goneAt !== undefined && victimEndedAt !== undefined && victimEndedAt > goneAt ? victimEndedAt - goneAt : undefined,

@@ -21,6 +21,8 @@ export interface VictimReport {
 
 export interface Victim {
   done: Promise<VictimReport>;
+  /** Set up (a server: published and watching its client's domain), or failed. */
+  ready: Promise<void>;
   /** Gives up on a hung victim (the oracle already noted the hang). */
   kill(): Promise<void>;
 }
@@ -53,18 +55,27 @@ export function streamVictim(plan: Plan, where: Where): Victim {
   const options = { peer: where.peer, path: where.path, backend: where.backend };
   const stream: VchanStream = plan.role === 'server' ? listen({ ...options, readMin: plan.readMin, writeMin: plan.writeMin }) : connect(options);
   const errors: unknown[] = [];
+  let killed = false;
   const rx = checker(plan);
-  stream.on('error', (error) => errors.push(error));
+  // What our own destroy() does to queued writes is not the attacker's doing.
+  const note = (error: unknown) => killed || errors.push(error);
+  stream.on('error', note);
   stream.on('data', (chunk: Buffer) => rx.push(chunk));
   for (let sent = 0; sent < plan.victimBytes; ) {
     const n = Math.min(16384, plan.victimBytes - sent);
-    stream.write(fillPattern(plan.seed ^ 1, sent, new Uint8Array(n)), (error) => error && errors.push(error));
+    stream.write(fillPattern(plan.seed ^ 1, sent, new Uint8Array(n)), (error) => error && note(error));
     sent += n;
   }
   const done = new Promise<VictimReport>((resolve) => stream.once('close', () => resolve({ errors, ...rx.report })));
+  const ready = new Promise<void>((resolve) => {
+    stream.once('ready', resolve);
+    stream.once('close', resolve);
+  });
   return {
     done,
+    ready,
     async kill() {
+      killed = true;
       stream.destroy();
       await done;
     },
@@ -76,11 +87,14 @@ export function vchanVictim(plan: Plan, where: Where): Victim {
   const rx = checker(plan);
   const abort = new AbortController();
   let vchan: Vchan | undefined;
+  let setUp!: () => void;
+  const ready = new Promise<void>((resolve) => (setUp = resolve));
   const run = async (): Promise<void> => {
     const v = (vchan =
       plan.role === 'server'
         ? await Vchan.server({ peer: where.peer, path: where.path, readMin: plan.readMin, writeMin: plan.writeMin, backend: where.backend })
         : await Vchan.client({ peer: where.peer, path: where.path, backend: where.backend, signal: abort.signal }));
+    setUp();
     const into = new Uint8Array(65536);
     let sent = 0;
     try {
@@ -108,7 +122,7 @@ export function vchanVictim(plan: Plan, where: Where): Victim {
       await v.released();
     }
   };
-  const done = run().then(
+  const done = run().finally(() => setUp()).then(
     () => ({ errors, ...rx.report }),
     async (error: unknown) => {
       errors.push(error);
@@ -121,8 +135,12 @@ export function vchanVictim(plan: Plan, where: Where): Victim {
   );
   return {
     done,
+    ready,
     async kill() {
+      const before = errors.length;
       abort.abort();
+      await done;
+      errors.length = before; // our own abort is not the attacker's doing
       await done;
     },
   };
