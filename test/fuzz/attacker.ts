@@ -6,7 +6,9 @@
  * uses the same memory — and dies as the plan says, possibly mid-setup.
  *
  * `counters` (shared with the test): [0] mutations made, [1] 1 once set up,
- * [2] 1 once the honest exchange checked out.
+ * [2] 1 once the honest exchange checked out, [3] 1 once a client attacker
+ * mapped the control page (so its death reaches the server as an unmap
+ * notification).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend, EventChannel } from '../../src/backend.js';
@@ -45,7 +47,10 @@ const capturing: Backend = {
   },
   async mapGrants(p, refs, writable, notify) {
     const mapping = await backend.mapGrants(p, refs, writable, notify);
-    if (notify !== undefined) control = mapping.memory;
+    if (notify !== undefined) {
+      control = mapping.memory;
+      Atomics.store(shared, 3, 1);
+    }
     else rings.push(mapping.memory);
     return mapping;
   },
@@ -63,9 +68,10 @@ function die(): void {
       process.exit(0);
       break;
     case 'destroy':
+      // kill -9: the unmap notifications fire and nothing of ours runs after them. (A thread that
+      // lived on could still write the shared memory, which no killed process can.)
       backend.destroy();
-      port.postMessage({ dead: true });
-      setTimeout(() => process.exit(0), 20);
+      process.exit(0);
       break;
     case 'terminate':
       port.postMessage({ terminateMe: true });

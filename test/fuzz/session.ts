@@ -64,7 +64,7 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   const victimIsServer = plan.role === 'server';
   const backend = hv.backend(victimIsServer ? SERVER_DOM : CLIENT_DOM);
   const link = hv.link(victimIsServer ? CLIENT_DOM : SERVER_DOM);
-  const counters = new SharedArrayBuffer(12);
+  const counters = new SharedArrayBuffer(16);
   const shared = new Int32Array(counters);
   const findings: string[] = [];
   const where = { peer: victimIsServer ? CLIENT_DOM : SERVER_DOM, path: victimIsServer ? PATH : ABSOLUTE, backend };
@@ -109,10 +109,12 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
   let waiting = false;
   if (report === hung) {
     const held = hv.held();
-    // A client that never got entries to map waits for its server, as documented (connect has no
-    // deadline unless given one): it holds nothing but its watch. Anything more held is a hang.
-    waiting = !victimIsServer && held.mappedPages === 0 && held.ports === 0 && held.grants === 0;
-    if (!waiting) findings.push(`hang: the victim (${plan.api} ${plan.role}) had not ended ${HANG_MS} ms after the attacker died (${plan.death}; attacker set up: ${Atomics.load(shared, 1) === 1}); the hypervisor held ${JSON.stringify(held)}`);
+    // Waiting for a peer that never came is documented (no deadline unless given one): a client
+    // that never got entries to map (it holds nothing but its watch), or a server whose client
+    // died before mapping its page (a domU cannot read another domU's xenstore home, so only the
+    // unmap notification could tell, and there was none to fire). Anything else is a hang.
+    waiting = victimIsServer ? Atomics.load(shared, 3) === 0 : held.mappedPages === 0 && held.ports === 0 && held.grants === 0;
+    if (!waiting) findings.push(`hang: the victim (${plan.api} ${plan.role}) had not ended ${HANG_MS} ms after the attacker died (${plan.death}; attacker set up: ${Atomics.load(shared, 1) === 1}); the hypervisor held ${JSON.stringify(held)}; ${victim.state()}`);
   }
   if (report === hung) {
     await victim.kill();
@@ -143,7 +145,7 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
 
   const first = final.errors[0] as { code?: string } | undefined;
   return {
-    outcome: waiting ? 'still waiting for a server' : first === undefined ? 'end' : String(first.code ?? 'non-VchanError'),
+    outcome: waiting ? `still waiting for a ${victimIsServer ? 'client' : 'server'}` : first === undefined ? 'end' : String(first.code ?? 'non-VchanError'),
     findings,
     mutations: Atomics.load(shared, 0),
     closeLatencyMs: goneAt !== undefined && victimEndedAt !== undefined && victimEndedAt > goneAt ? victimEndedAt - goneAt : undefined,

@@ -23,6 +23,8 @@ export interface Victim {
   done: Promise<VictimReport>;
   /** Set up (a server: published and watching its client's domain), or failed. */
   ready: Promise<void>;
+  /** For a finding: what the victim looks like now. */
+  state(): string;
   /** Gives up on a hung victim (the oracle already noted the hang). */
   kill(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export function streamVictim(plan: Plan, where: Where): Victim {
   return {
     done,
     ready,
+    state: () => `stream readyState ${stream.readyState}, connecting ${stream.connecting}, isOpen ${stream.vchan?.isOpen()}, destroyed ${stream.destroyed}`,
     async kill() {
       killed = true;
       stream.destroy();
@@ -136,6 +139,7 @@ export function vchanVictim(plan: Plan, where: Where): Victim {
   return {
     done,
     ready,
+    state: () => (vchan === undefined ? 'Vchan not set up' : `Vchan isOpen() ${vchan.isOpen()}, closed ${vchan.closed}, available ${vchan.available()}`),
     async kill() {
       const before = errors.length;
       abort.abort();
