@@ -148,6 +148,7 @@ export async function runSession(plan: Plan, onMark?: (name: string) => void): P
     outcome: waiting ? `still waiting for a ${victimIsServer ? 'client' : 'server'}` : first === undefined ? 'end' : String(first.code ?? 'non-VchanError'),
     findings,
     mutations: Atomics.load(shared, 0),
-    closeLatencyMs: goneAt !== undefined && victimEndedAt !== undefined && victimEndedAt > goneAt ? victimEndedAt - goneAt : undefined,
+    // A victim still waiting (and ended by us) has no close latency.
+    closeLatencyMs: !waiting && goneAt !== undefined && victimEndedAt !== undefined && victimEndedAt > goneAt ? victimEndedAt - goneAt : undefined,
   };
 }
