@@ -2,18 +2,23 @@
  * The Node side of the real-Xen scenarios, built on the package as shipped
  * (dist/), bundled by test/xen/build.sh and run in dom0 and in the domU.
  *
- *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold]
+ *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold] [--stay]
  *   peer unix <socket> [--bytes N]          the client's half of `both`, over a unix socket
  *   peer hostile <server-domid> <path> <give-up-ms>
+ *   peer keeper <server-domid>              one client for many servers, see keeper()
  *
  * both: send N pattern bytes and check N arriving ones, byte by byte, at
- * once. hold: connect and wait for the peer to go; a line "mark" on stdin
- * starts the clock that the "closed" line reports (msSinceMark), and the
- * process then lingers (until stdin closes) so the harness can look at
- * what it still holds. JSON lines on stdout; the last says ok true|false.
+ * once; with --stay the channel then stays open (until the process is
+ * killed) instead of closing. hold: connect and wait for the peer to go; a
+ * line "mark" on stdin starts the clock that the "closed" line reports
+ * (msSinceMark), and the process then lingers (until stdin closes) so the
+ * harness can look at what it still holds. upMs fields are /proc/uptime's
+ * clock, which the harness's shell reads too. JSON lines on stdout; the
+ * last says ok true|false.
  */
 import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
+import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { connect, listen, type VchanStream } from '../../dist/index.js';
 import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.js';
@@ -21,6 +26,8 @@ import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.j
 // uptime-ish stamps (ms since this process began) let a log be read as a timeline
 const print = (o: object): void => void process.stdout.write(`${JSON.stringify({ ...o, pid: process.pid, at: Math.round(performance.now()) })}\n`);
 const [cmd = '', ...args] = process.argv.slice(2);
+/** Milliseconds since boot: CLOCK_MONOTONIC, which is /proc/uptime's clock in a guest that never suspends. */
+const upMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
 
 function option(name: string, fallback?: number): number | undefined {
   const i = args.indexOf(`--${name}`);
@@ -111,6 +118,12 @@ async function both(role: 'server' | 'client'): Promise<void> {
   const linger = args.includes('--linger');
   const ended = linger ? once(s, 'end') : undefined;
   const result = await exchange(s, DEFAULT_SEEDS[role], option('bytes', 1 << 20)!, linger);
+  if (args.includes('--stay')) {
+    // The harness kills us with the channel open.
+    print({ event: 'exchanged', role, ...result });
+    setInterval(() => {}, 1 << 30);
+    return;
+  }
   await ended;
   s.end(); // flushes our bytes into the ring; the peer may still read them
   await once(s, 'finish');
@@ -127,11 +140,12 @@ async function hold(role: 'server' | 'client'): Promise<void> {
   print({ event: 'open' });
   s.resume();
   const [event, error] = await first(s, ['end', 'error']);
+  const noticed = upMs();
   const how = event === 'end' ? 'end' : (error as { code?: string }).code;
   const msSinceMark = mark ? performance.now() - mark : null;
   s.destroy();
   await once(s, 'close');
-  print({ ok: true, event: 'closed', how, msSinceMark });
+  print({ ok: true, event: 'closed', how, msSinceMark, upMs: noticed });
   // Stay until stdin closes, so the harness can inspect /proc/<pid>.
   if (process.stdin.readableEnded) process.exit(0);
   process.stdin.on('end', () => process.exit(0));
@@ -154,9 +168,11 @@ async function hostile(): Promise<void> {
   let since = performance.now();
   let received = 0;
   let connected = false;
+  let wakeups = 0;
   s.on('connect', () => {
     connected = true;
     [cpu, since] = [process.cpuUsage(), performance.now()];
+    s.vchan?.onEvent(() => wakeups++);
     print({ event: 'open' });
   });
   s.on('data', (d: Buffer) => (received += d.length));
@@ -170,7 +186,41 @@ async function hostile(): Promise<void> {
   const used = process.cpuUsage(cpu);
   const wallMs = performance.now() - since;
   s.destroy();
-  print({ ok: true, ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000 });
+  print({ ok: true, ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000, wakeups });
+  process.exit(0);
+}
+
+/**
+ * One client process that outlives many servers. Each stdin line
+ * "<path> <bytes> [half|default]" connects to a fresh server there and
+ * exchanges <bytes> each way (checked); then the stream is only kept: it
+ * stays in `kept` and nothing here ever ends, destroys or closes it (half:
+ * allowHalfOpen true, so not even Node closes it when the peer is gone). So
+ * whatever the process still holds after a server died is what the library
+ * failed to release by itself. Lines: {"event":"exchanged","n":N,...} per
+ * stream, its 'end'/'close'/'error' as they come, {"ok":true} at stdin's end.
+ */
+async function keeper(): Promise<void> {
+  const peer = Number(args[0]);
+  const kept: VchanStream[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [path = '', bytes = '0', open = 'default'] = line.trim().split(/\s+/);
+    const n = kept.length + 1;
+    const halfOpen = open === 'half' ? { allowHalfOpen: true } : {};
+    const s = connect({ peer, path, timeout: 60_000, writableHighWaterMark: 1 << 20, ...halfOpen });
+    kept.push(s);
+    s.on('end', () => print({ event: 'end', n, upMs: upMs() }));
+    s.on('close', () => print({ event: 'close', n, upMs: upMs() }));
+    s.on('error', (e: Error & { code?: string }) => print({ event: 'error', n, code: e.code, message: e.message }));
+    try {
+      await once(s, 'connect');
+      print({ event: 'exchanged', n, ...(await exchange(s, DEFAULT_SEEDS.client, Number(bytes))) });
+    } catch (e) {
+      const error = e as Error & { code?: string };
+      print({ event: 'failed', n, error: error.message, code: error.code });
+    }
+  }
+  print({ ok: true, kept: kept.length });
   process.exit(0);
 }
 
@@ -179,6 +229,7 @@ const run: Record<string, () => Promise<void>> = {
   client: () => (args.includes('hold') ? hold('client') : both('client')),
   unix,
   hostile,
+  keeper,
 };
 const main = run[cmd];
 if (!main) {

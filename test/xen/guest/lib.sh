@@ -46,6 +46,10 @@ wait_for() {
 }
 # field FILE KEY: KEY's value in FILE's last JSON line with an "ok" field.
 field() { grep '"ok":' "$1" | tail -1 | sed -n "s/.*\"$2\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+# line_field FILE TEXT KEY: KEY's value in FILE's last line holding TEXT.
+line_field() { grep -F "$2" "$1" | tail -1 | sed -n "s/.*\"$3\":\"\{0,1\}\([^\",}]*\).*/\1/p"; }
+# gntdev_maps PID: how many mappings of a peer's pages (gntdev) the process holds.
+gntdev_maps() { grep -c /dev/xen/gntdev "/proc/$1/maps"; }
 ok() { [ "$(field "$1" ok)" = true ] || fail "$2 did not succeed: $(tail -3 "$1")"; }
 # pattern_hash SEED BYTES: what a C receiver must report (computed once).
 pattern_hash() {
