@@ -17,6 +17,7 @@
  * last says ok true|false.
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
@@ -125,8 +126,13 @@ async function both(role: 'server' | 'client'): Promise<void> {
     return;
   }
   await ended;
-  s.end(); // flushes our bytes into the ring; the peer may still read them
-  await once(s, 'finish');
+  // Flushes our bytes into the ring; the peer may still read them. (Without
+  // allowHalfOpen the stream may have ended itself already, the peer gone.)
+  if (!s.writableFinished) {
+    const finished = once(s, 'finish');
+    s.end();
+    await finished;
+  }
   print({ ok: true, role, readSize: v.readSize, writeSize: v.writeSize, ...result });
   s.destroy();
   process.exit(0);
@@ -197,9 +203,15 @@ async function hostile(): Promise<void> {
  * stays in `kept` and nothing here ever ends, destroys or closes it (half:
  * allowHalfOpen true, so not even Node closes it when the peer is gone). So
  * whatever the process still holds after a server died is what the library
- * failed to release by itself. Lines: {"event":"exchanged","n":N,...} per
- * stream, its 'end'/'close'/'error' as they come, {"ok":true} at stdin's end.
+ * failed to release by itself. Lines: {"event":"exchanged","n":N,"mapped":M,...}
+ * per stream (M: our gntdev mappings once it connected), its 'end'/'close'/
+ * 'error' as they come, {"ok":true} at stdin's end.
  */
+/** Our mappings of peers' pages, as the harness counts them in /proc/<pid>/maps. */
+function gntdevMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.includes('/dev/xen/gntdev')).length;
+}
+
 async function keeper(): Promise<void> {
   const peer = Number(args[0]);
   const kept: VchanStream[] = [];
@@ -214,7 +226,10 @@ async function keeper(): Promise<void> {
     s.on('error', (e: Error & { code?: string }) => print({ event: 'error', n, code: e.code, message: e.message }));
     try {
       await once(s, 'connect');
-      print({ event: 'exchanged', n, ...(await exchange(s, DEFAULT_SEEDS.client, Number(bytes))) });
+      // Counted before a byte moves, so the server cannot have been killed yet.
+      const mapped = gntdevMappings();
+      const result = await exchange(s, DEFAULT_SEEDS.client, Number(bytes));
+      print({ event: 'exchanged', n, mapped, readSize: s.vchan?.readSize, writeSize: s.vchan?.writeSize, ...result });
     } catch (e) {
       const error = e as Error & { code?: string };
       print({ event: 'failed', n, error: error.message, code: error.code });

@@ -7,6 +7,8 @@
 #   XEN_TEST_VERBOSE=1  copy the whole console to stderr as it runs
 #   XEN_TEST_ONLY=regex  run only the scenarios whose names match
 set -uo pipefail
+# One block, read whole before it runs: editing this file mid-run is safe.
+{
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${XEN_TEST_CACHE:-$REPO/.cache/xen}
@@ -56,3 +58,4 @@ done
 say "boot to dom0 ready: $(grep -a '^XEN-TEST-READY' "$LOG" | awk '{print $2}') s of dom0 uptime; QEMU ran $secs s; exit $rc"
 say "total: $((SECONDS - t0)) s (images $((t1 - t0)) s, QEMU $secs s)"
 exit "$rc"
+}

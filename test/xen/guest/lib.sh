@@ -14,7 +14,8 @@ L=/tmp/sc # the running scenario's peer logs
 
 fail() { echo "FAIL: $*"; exit 1; }
 say() { echo "-- $*"; }
-ms() { awk '{printf "%d", $1 * 1000}' /proc/uptime; }
+# ms: milliseconds of uptime (10 ms steps), without starting a process
+ms() { read -r u _ </proc/uptime; echo $((${u%.*}${u#*.} * 10)); }
 
 # A fresh vchan port per use, so no scenario sees another's leftovers.
 port() { n=$(cat /tmp/port 2>/dev/null || echo 100); echo $((n + 1)) >/tmp/port; echo "$n"; }
