@@ -4,7 +4,7 @@
  *
  *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold] [--stay]
  *   peer unix <socket> [--bytes N]          the client's half of `both`, over a unix socket
- *   peer hostile <server-domid> <path> <give-up-ms>
+ *   peer hostile <server-domid> <path> <give-up-ms> [<baseline-path>]
  *   peer keeper <server-domid>              one client for many servers, see keeper()
  *
  * both: send N pattern bytes and check N arriving ones, byte by byte, at
@@ -167,9 +167,9 @@ async function unix(): Promise<void> {
   process.exit(0);
 }
 
-/** Faces test/c/hostile-peer.c: report how the channel ended and the CPU used meanwhile. */
-async function hostile(): Promise<void> {
-  const s = connect({ peer: Number(args[0]), path: args[1] ?? '', timeout: 60_000 });
+/** Faces one test/c/hostile-peer.c server: how the channel ended, and the CPU and wake-ups meanwhile. */
+async function face(path: string, giveUpMs: number): Promise<object> {
+  const s = connect({ peer: Number(args[0]), path, timeout: 60_000 });
   let cpu = process.cpuUsage();
   let since = performance.now();
   let received = 0;
@@ -179,21 +179,39 @@ async function hostile(): Promise<void> {
     connected = true;
     [cpu, since] = [process.cpuUsage(), performance.now()];
     s.vchan?.onEvent(() => wakeups++);
-    print({ event: 'open' });
+    print({ event: 'open', path });
   });
   s.on('data', (d: Buffer) => (received += d.length));
   // A little writing keeps our writer reading the counters the peer scribbles on.
-  const writer = setInterval(() => connected && !s.destroyed && s.write(Buffer.alloc(100, 0x5a)), 50);
-  const giveUp = new Promise<[string, unknown]>((r) => setTimeout(() => r(['still-open', undefined]), Number(args[2] ?? 10_000)));
+  const writer = setInterval(() => connected && !s.destroyed && !s.writableEnded && s.write(Buffer.alloc(100, 0x5a)), 50);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const giveUp = new Promise<[string, unknown]>((r) => (timer = setTimeout(() => r(['still-open', undefined]), giveUpMs)));
   const [event, e] = await Promise.race([first(s, ['end', 'error']), giveUp]);
+  clearTimeout(timer);
   const error = e as (Error & { code?: string }) | undefined;
   const outcome = { outcome: event, code: error?.code, message: error?.message };
   clearInterval(writer);
   const used = process.cpuUsage(cpu);
   const wallMs = performance.now() - since;
   s.destroy();
-  print({ ok: true, ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000, wakeups });
+  return { ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000, wakeups };
+}
+
+/**
+ * hostile <server-domid> <path> <give-up-ms> [<baseline-path>]: first, when
+ * given, the baseline server (an honest one: {"event":"baseline",...}), then
+ * the hostile one, back to back in this one process.
+ */
+async function hostile(): Promise<void> {
+  const giveUpMs = Number(args[2] ?? 10_000);
+  if (args[3]) print({ event: 'baseline', ...(await face(args[3], giveUpMs)) });
+  print({ ok: true, ...(await face(args[1] ?? '', giveUpMs)) });
   process.exit(0);
+}
+
+/** Our mappings of peers' pages, as the harness counts them in /proc/<pid>/maps. */
+function gntdevMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.includes('/dev/xen/gntdev')).length;
 }
 
 /**
@@ -203,15 +221,15 @@ async function hostile(): Promise<void> {
  * stays in `kept` and nothing here ever ends, destroys or closes it (half:
  * allowHalfOpen true, so not even Node closes it when the peer is gone). So
  * whatever the process still holds after a server died is what the library
- * failed to release by itself. Lines: {"event":"exchanged","n":N,"mapped":M,...}
- * per stream (M: our gntdev mappings once it connected), its 'end'/'close'/
- * 'error' as they come, {"ok":true} at stdin's end.
+ * failed to release by itself. Lines, per stream n:
+ *   {"event":"exchanged","n":N,"before":B,"mapped":M,...}  B, M: our gntdev
+ *     mappings before connect() and once connected (before a byte moved)
+ *   {"event":"end"|"close"|"error","n":N,...}                as they come
+ *   {"event":"released","n":N,"lastMappedUpMs":T1,"goneUpMs":T2}  our own
+ *     look every 10 ms: a look begun at T1 still saw more than B mappings,
+ *     the one that ended at T2 saw B again
+ * and {"ok":true,"kept":N} once stdin ends.
  */
-/** Our mappings of peers' pages, as the harness counts them in /proc/<pid>/maps. */
-function gntdevMappings(): number {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.includes('/dev/xen/gntdev')).length;
-}
-
 async function keeper(): Promise<void> {
   const peer = Number(args[0]);
   const kept: VchanStream[] = [];
@@ -219,6 +237,7 @@ async function keeper(): Promise<void> {
     const [path = '', bytes = '0', open = 'default'] = line.trim().split(/\s+/);
     const n = kept.length + 1;
     const halfOpen = open === 'half' ? { allowHalfOpen: true } : {};
+    const before = gntdevMappings();
     const s = connect({ peer, path, timeout: 60_000, writableHighWaterMark: 1 << 20, ...halfOpen });
     kept.push(s);
     s.on('end', () => print({ event: 'end', n, upMs: upMs() }));
@@ -229,7 +248,8 @@ async function keeper(): Promise<void> {
       // Counted before a byte moves, so the server cannot have been killed yet.
       const mapped = gntdevMappings();
       const result = await exchange(s, DEFAULT_SEEDS.client, Number(bytes));
-      print({ event: 'exchanged', n, mapped, readSize: s.vchan?.readSize, writeSize: s.vchan?.writeSize, ...result });
+      print({ event: 'exchanged', n, before, mapped, readSize: s.vchan?.readSize, writeSize: s.vchan?.writeSize, ...result });
+      watchRelease(n, before);
     } catch (e) {
       const error = e as Error & { code?: string };
       print({ event: 'failed', n, error: error.message, code: error.code });
@@ -237,6 +257,20 @@ async function keeper(): Promise<void> {
   }
   print({ ok: true, kept: kept.length });
   process.exit(0);
+}
+
+/** Looks at our own mappings every 10 ms until they are back to `before`, then says when. */
+function watchRelease(n: number, before: number): void {
+  let lastMappedUpMs = upMs();
+  const timer = setInterval(() => {
+    const began = upMs();
+    if (gntdevMappings() > before) {
+      lastMappedUpMs = began;
+      return;
+    }
+    clearInterval(timer);
+    print({ event: 'released', n, lastMappedUpMs, goneUpMs: upMs() });
+  }, 10);
 }
 
 const run: Record<string, () => Promise<void>> = {
