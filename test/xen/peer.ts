@@ -226,7 +226,7 @@ function gntdevMappings(): number {
  *     mappings before connect() and once connected (before a byte moved)
  *   {"event":"end"|"close"|"error","n":N,...}                as they come
  *   {"event":"released","n":N,"lastMappedUpMs":T1,"goneUpMs":T2}  our own
- *     look every 10 ms: a look begun at T1 still saw more than B mappings,
+ *     look every 50 ms: a look begun at T1 still saw more than B mappings,
  *     the one that ended at T2 saw B again
  * and {"ok":true,"kept":N} once stdin ends.
  */
@@ -259,7 +259,7 @@ async function keeper(): Promise<void> {
   process.exit(0);
 }
 
-/** Looks at our own mappings every 10 ms until they are back to `before`, then says when. */
+/** Looks at our own mappings every 50 ms until they are back to `before`, then says when. */
 function watchRelease(n: number, before: number): void {
   let lastMappedUpMs = upMs();
   const timer = setInterval(() => {
@@ -270,7 +270,7 @@ function watchRelease(n: number, before: number): void {
     }
     clearInterval(timer);
     print({ event: 'released', n, lastMappedUpMs, goneUpMs: upMs() });
-  }, 10);
+  }, 50);
 }
 
 const run: Record<string, () => Promise<void>> = {

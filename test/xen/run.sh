@@ -41,7 +41,7 @@ timeout -k 10 "${XEN_TEST_TIMEOUT:-1200}" "${QEMU[@]}" &
 qemu=$!
 # Progress lines as they come; the whole console with XEN_TEST_VERBOSE=1.
 if [ "${XEN_TEST_VERBOSE:-0}" = 1 ]; then tail -n +1 -F "$LOG" --pid=$qemu >&2 &
-else tail -n +1 -F "$LOG" --pid=$qemu 2>/dev/null | grep --line-buffered -a -E '^(XEN-TEST|DOMU-(CREATED|UP)|SCENARIO)' >&2 & fi
+else tail -n +1 -F "$LOG" --pid=$qemu 2>/dev/null | grep --line-buffered -a -E '^(XEN-TEST|DOMU-(CREATED|UP|BOOT)|SCENARIO)' >&2 & fi
 wait $qemu
 qrc=$?
 sleep 0.5

@@ -253,7 +253,7 @@ grants_by_dom0() {
 
 # kr_round N OPEN: dom0's half of round N (the domU's is kill-rounds): the
 # keeper and the baseline C client connect, the domU kills both servers.
-# Late: a look (the keeper's own, every 10 ms, or ours) that began after the
+# Late: a look (the keeper's own, every 50 ms, or ours) that began after the
 # deadline still saw a mapping of the dead server.
 kr_round() {
   n=$1 k="\"n\":$n,"
@@ -396,6 +396,7 @@ until [ "$(xenstore-read "$H/data/agent" 2>/dev/null)" = ready ]; do
   sleep 0.5
 done
 echo "DOMU-UP $(( ($(ms) - t0) / 1000 )) s (domid $D)"
+grep -a -E 'initramfs|Run /init|DOMU-READY' /var/log/xen/console/guest-xt.log | sed 's/^/DOMU-BOOT /' 
 
 for o in "1024 2048 10 11 $MiB" "4096 4096 12 12 $((4 * MiB))" "1048576 1048576 20 20 $((16 * MiB))"; do
   set -- $o
