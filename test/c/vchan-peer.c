@@ -36,7 +36,8 @@
  *   {"ok":false,"role":...,"error":"...", "sent":N,"received":N[,"mismatchAt":P]}
  * mbps is MB/s (10^6 bytes) of the busier direction, timed from "open".
  * hold ends with {"event":"closed","ms":<ms since open>,"wallMs":<epoch ms>,
- *   "viaEvent":true|false,"liveByte":0,"received":N} and exit 0.
+ *   "upMs":<ms since boot, the clock of /proc/uptime>,"viaEvent":true|false,
+ *   "liveByte":0,"received":N} and exit 0.
  * exit status: 0 ok, 1 failure (with an ok:false line), 2 bad arguments.
  *
  * The peer runs non-blocking (ctrl->blocking = 0) and sleeps in poll() on
@@ -115,6 +116,14 @@ static double wall_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* /proc/uptime's clock, so a shell script can compare our stamps with its own */
+static double up_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -380,9 +389,9 @@ static void hold(struct libxenvchan *ctrl, double t_open)
 		if (live == 0) {
 			const struct vchan_interface *r = ctrl->ring;
 			int byte = O.server ? r->cli_live : r->srv_live;
-			printf("{\"event\":\"closed\",\"role\":\"%s\",\"ms\":%.3f,\"wallMs\":%.3f,\"viaEvent\":%s,"
-			       "\"liveByte\":%d,\"received\":%" PRIu64 "}\n",
-			       role_name, now_ms() - t_open, wall_ms(), via_event ? "true" : "false", byte, received);
+			printf("{\"event\":\"closed\",\"role\":\"%s\",\"ms\":%.3f,\"wallMs\":%.3f,\"upMs\":%.3f,"
+			       "\"viaEvent\":%s,\"liveByte\":%d,\"received\":%" PRIu64 "}\n",
+			       role_name, now_ms() - t_open, wall_ms(), up_ms(), via_event ? "true" : "false", byte, received);
 			fflush(stdout);
 			libxenvchan_close(ctrl);
 			exit(0);

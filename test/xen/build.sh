@@ -54,6 +54,7 @@ mkdir -p "$PAY/pkg/node_modules"
 cp -r "$REPO/node_modules/node-gyp-build" "$PAY/pkg/node_modules/"
 strip -o "$PAY/bin/node" "$(command -v node)"
 cp "$HERE/guest/scenarios.sh" "$HERE/guest/lib.sh" "$STAGE/"
+install -m 755 "$HERE/guest/kill-rounds" "$PAY/bin/" # the domU's half of a scenario
 
 # --- pieces of both ramdisks -----------------------------------------------------
 libs_of() { # the shared libraries (and loader) the given binaries need, into $1

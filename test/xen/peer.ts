@@ -2,18 +2,24 @@
  * The Node side of the real-Xen scenarios, built on the package as shipped
  * (dist/), bundled by test/xen/build.sh and run in dom0 and in the domU.
  *
- *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold]
+ *   peer server|client <peer> <path> [--bytes N] [--left-min N] [--right-min N] [--mode both|hold] [--stay]
  *   peer unix <socket> [--bytes N]          the client's half of `both`, over a unix socket
- *   peer hostile <server-domid> <path> <give-up-ms>
+ *   peer hostile <server-domid> <path> <give-up-ms> [<baseline-path>]
+ *   peer keeper <server-domid>              one client for many servers, see keeper()
  *
  * both: send N pattern bytes and check N arriving ones, byte by byte, at
- * once. hold: connect and wait for the peer to go; a line "mark" on stdin
- * starts the clock that the "closed" line reports (msSinceMark), and the
- * process then lingers (until stdin closes) so the harness can look at
- * what it still holds. JSON lines on stdout; the last says ok true|false.
+ * once; with --stay the channel then stays open (until the process is
+ * killed) instead of closing. hold: connect and wait for the peer to go; a
+ * line "mark" on stdin starts the clock that the "closed" line reports
+ * (msSinceMark), and the process then lingers (until stdin closes) so the
+ * harness can look at what it still holds. upMs fields are /proc/uptime's
+ * clock, which the harness's shell reads too. JSON lines on stdout; the
+ * last says ok true|false.
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { createInterface } from 'node:readline';
 import type { Duplex } from 'node:stream';
 import { connect, listen, type VchanStream } from '../../dist/index.js';
 import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.js';
@@ -21,6 +27,8 @@ import { DEFAULT_SEEDS, fillPattern, PatternChecker } from '../support/pattern.j
 // uptime-ish stamps (ms since this process began) let a log be read as a timeline
 const print = (o: object): void => void process.stdout.write(`${JSON.stringify({ ...o, pid: process.pid, at: Math.round(performance.now()) })}\n`);
 const [cmd = '', ...args] = process.argv.slice(2);
+/** Milliseconds since boot: CLOCK_MONOTONIC, which is /proc/uptime's clock in a guest that never suspends. */
+const upMs = (): number => Number(process.hrtime.bigint() / 1000n) / 1000;
 
 function option(name: string, fallback?: number): number | undefined {
   const i = args.indexOf(`--${name}`);
@@ -111,9 +119,20 @@ async function both(role: 'server' | 'client'): Promise<void> {
   const linger = args.includes('--linger');
   const ended = linger ? once(s, 'end') : undefined;
   const result = await exchange(s, DEFAULT_SEEDS[role], option('bytes', 1 << 20)!, linger);
+  if (args.includes('--stay')) {
+    // The harness kills us with the channel open.
+    print({ event: 'exchanged', role, ...result });
+    setInterval(() => {}, 1 << 30);
+    return;
+  }
   await ended;
-  s.end(); // flushes our bytes into the ring; the peer may still read them
-  await once(s, 'finish');
+  // Flushes our bytes into the ring; the peer may still read them. (Without
+  // allowHalfOpen the stream may have ended itself already, the peer gone.)
+  if (!s.writableFinished) {
+    const finished = once(s, 'finish');
+    s.end();
+    await finished;
+  }
   print({ ok: true, role, readSize: v.readSize, writeSize: v.writeSize, ...result });
   s.destroy();
   process.exit(0);
@@ -127,11 +146,12 @@ async function hold(role: 'server' | 'client'): Promise<void> {
   print({ event: 'open' });
   s.resume();
   const [event, error] = await first(s, ['end', 'error']);
+  const noticed = upMs();
   const how = event === 'end' ? 'end' : (error as { code?: string }).code;
   const msSinceMark = mark ? performance.now() - mark : null;
   s.destroy();
   await once(s, 'close');
-  print({ ok: true, event: 'closed', how, msSinceMark });
+  print({ ok: true, event: 'closed', how, msSinceMark, upMs: noticed });
   // Stay until stdin closes, so the harness can inspect /proc/<pid>.
   if (process.stdin.readableEnded) process.exit(0);
   process.stdin.on('end', () => process.exit(0));
@@ -147,31 +167,110 @@ async function unix(): Promise<void> {
   process.exit(0);
 }
 
-/** Faces test/c/hostile-peer.c: report how the channel ended and the CPU used meanwhile. */
-async function hostile(): Promise<void> {
-  const s = connect({ peer: Number(args[0]), path: args[1] ?? '', timeout: 60_000 });
+/** Faces one test/c/hostile-peer.c server: how the channel ended, and the CPU and wake-ups meanwhile. */
+async function face(path: string, giveUpMs: number): Promise<object> {
+  const s = connect({ peer: Number(args[0]), path, timeout: 60_000 });
   let cpu = process.cpuUsage();
   let since = performance.now();
   let received = 0;
   let connected = false;
+  let wakeups = 0;
   s.on('connect', () => {
     connected = true;
     [cpu, since] = [process.cpuUsage(), performance.now()];
-    print({ event: 'open' });
+    s.vchan?.onEvent(() => wakeups++);
+    print({ event: 'open', path });
   });
   s.on('data', (d: Buffer) => (received += d.length));
   // A little writing keeps our writer reading the counters the peer scribbles on.
-  const writer = setInterval(() => connected && !s.destroyed && s.write(Buffer.alloc(100, 0x5a)), 50);
-  const giveUp = new Promise<[string, unknown]>((r) => setTimeout(() => r(['still-open', undefined]), Number(args[2] ?? 10_000)));
+  const writer = setInterval(() => connected && !s.destroyed && !s.writableEnded && s.write(Buffer.alloc(100, 0x5a)), 50);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const giveUp = new Promise<[string, unknown]>((r) => (timer = setTimeout(() => r(['still-open', undefined]), giveUpMs)));
   const [event, e] = await Promise.race([first(s, ['end', 'error']), giveUp]);
+  clearTimeout(timer);
   const error = e as (Error & { code?: string }) | undefined;
   const outcome = { outcome: event, code: error?.code, message: error?.message };
   clearInterval(writer);
   const used = process.cpuUsage(cpu);
   const wallMs = performance.now() - since;
   s.destroy();
-  print({ ok: true, ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000 });
+  return { ...outcome, connected, received, wallMs, cpuMs: (used.user + used.system) / 1000, wakeups };
+}
+
+/**
+ * hostile <server-domid> <path> <give-up-ms> [<baseline-path>]: first, when
+ * given, the baseline server (an honest one: {"event":"baseline",...}), then
+ * the hostile one, back to back in this one process.
+ */
+async function hostile(): Promise<void> {
+  const giveUpMs = Number(args[2] ?? 10_000);
+  if (args[3]) print({ event: 'baseline', ...(await face(args[3], giveUpMs)) });
+  print({ ok: true, ...(await face(args[1] ?? '', giveUpMs)) });
   process.exit(0);
+}
+
+/** Our mappings of peers' pages, as the harness counts them in /proc/<pid>/maps. */
+function gntdevMappings(): number {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => line.includes('/dev/xen/gntdev')).length;
+}
+
+/**
+ * One client process that outlives many servers. Each stdin line
+ * "<path> <bytes> [half|default]" connects to a fresh server there and
+ * exchanges <bytes> each way (checked); then the stream is only kept: it
+ * stays in `kept` and nothing here ever ends, destroys or closes it (half:
+ * allowHalfOpen true, so not even Node closes it when the peer is gone). So
+ * whatever the process still holds after a server died is what the library
+ * failed to release by itself. Lines, per stream n:
+ *   {"event":"exchanged","n":N,"before":B,"mapped":M,...}  B, M: our gntdev
+ *     mappings before connect() and once connected (before a byte moved)
+ *   {"event":"end"|"close"|"error","n":N,...}                as they come
+ *   {"event":"released","n":N,"lastMappedUpMs":T1,"goneUpMs":T2}  our own
+ *     look every 50 ms: a look begun at T1 still saw more than B mappings,
+ *     the one that ended at T2 saw B again
+ * and {"ok":true,"kept":N} once stdin ends.
+ */
+async function keeper(): Promise<void> {
+  const peer = Number(args[0]);
+  const kept: VchanStream[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    const [path = '', bytes = '0', open = 'default'] = line.trim().split(/\s+/);
+    const n = kept.length + 1;
+    const halfOpen = open === 'half' ? { allowHalfOpen: true } : {};
+    const before = gntdevMappings();
+    const s = connect({ peer, path, timeout: 60_000, writableHighWaterMark: 1 << 20, ...halfOpen });
+    kept.push(s);
+    s.on('end', () => print({ event: 'end', n, upMs: upMs() }));
+    s.on('close', () => print({ event: 'close', n, upMs: upMs() }));
+    s.on('error', (e: Error & { code?: string }) => print({ event: 'error', n, code: e.code, message: e.message }));
+    try {
+      await once(s, 'connect');
+      // Counted before a byte moves, so the server cannot have been killed yet.
+      const mapped = gntdevMappings();
+      const result = await exchange(s, DEFAULT_SEEDS.client, Number(bytes));
+      print({ event: 'exchanged', n, before, mapped, readSize: s.vchan?.readSize, writeSize: s.vchan?.writeSize, ...result });
+      watchRelease(n, before);
+    } catch (e) {
+      const error = e as Error & { code?: string };
+      print({ event: 'failed', n, error: error.message, code: error.code });
+    }
+  }
+  print({ ok: true, kept: kept.length });
+  process.exit(0);
+}
+
+/** Looks at our own mappings every 50 ms until they are back to `before`, then says when. */
+function watchRelease(n: number, before: number): void {
+  let lastMappedUpMs = upMs();
+  const timer = setInterval(() => {
+    const began = upMs();
+    if (gntdevMappings() > before) {
+      lastMappedUpMs = began;
+      return;
+    }
+    clearInterval(timer);
+    print({ event: 'released', n, lastMappedUpMs, goneUpMs: upMs() });
+  }, 50);
 }
 
 const run: Record<string, () => Promise<void>> = {
@@ -179,6 +278,7 @@ const run: Record<string, () => Promise<void>> = {
   client: () => (args.includes('hold') ? hold('client') : both('client')),
   unix,
   hostile,
+  keeper,
 };
 const main = run[cmd];
 if (!main) {
