@@ -3,7 +3,7 @@
  * C/C++ toolchain: PATH holds only node, npm, npx and sh, and CC/CXX are
  * `false`. Whatever needs a compiler fails there, as on a minimal image.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -41,28 +41,35 @@ export class Consumer {
   }
 
   /** npm install of the tarball and, for the TypeScript checks, @types/node, from npm's cache where it has them. */
-  install(tarball: string): void {
+  async install(tarball: string): Promise<void> {
     const typesNode = (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/@types/node/package.json'), 'utf8')) as { version: string }).version;
     const started = performance.now();
-    const r = spawnSync(
-      'npm',
-      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball, `@types/node@${typesNode}`],
-      { cwd: this.dir, env: this.env, encoding: 'utf8' },
-    );
+    const r = await this.run(['npm', 'install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball, `@types/node@${typesNode}`]);
     this.installMs = performance.now() - started;
     this.installOutput = `${r.stdout}${r.stderr}`;
-    if (r.status !== 0) throw new Error(`npm install of ${tarball} without a compiler failed (exit ${r.status}):\n${this.installOutput}`);
+    if (r.code !== 0) throw new Error(`npm install of ${tarball} without a compiler failed (exit ${r.code}):\n${this.installOutput}`);
   }
 
   get packageDir(): string {
     return join(this.dir, 'node_modules', 'xen-vchan');
   }
 
-  /** Runs a command of this project to its end. */
-  run(argv: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-    const r = spawnSync(argv[0]!, argv.slice(1), { cwd: this.dir, env: this.env, encoding: 'utf8', input, timeout: 280_000 });
-    if (r.error) throw r.error;
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  /** Runs a command of this project to its end (asynchronously: a blocked test worker misses vitest's heartbeats). */
+  run(argv: string[], timeoutMs = 280_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = this.spawn(argv);
+      child.stdin.end();
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('error', reject);
+      child.once('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    });
   }
 
   spawn(argv: string[]) {

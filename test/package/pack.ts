@@ -5,7 +5,8 @@
  * repository's prebuilds/ when they exist and are up to date (timestamps
  * kept), so the native parts are not compiled a second time per run.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +29,10 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
-export function packCleanCopy(into: string): Packed {
+const execFileP = promisify(execFile);
+
+/** Async throughout: a test worker blocked for long misses vitest's heartbeats. */
+export async function packCleanCopy(into: string): Promise<Packed> {
   const copy = mkdtempSync(join(tmpdir(), 'xen-vchan-clean-'));
   const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, encoding: 'utf8' });
   for (const file of listed.split('\0')) {
@@ -38,11 +42,10 @@ export function packCleanCopy(into: string): Packed {
   }
   if (existsSync(join(REPO_ROOT, 'prebuilds'))) cpSync(join(REPO_ROOT, 'prebuilds'), join(copy, 'prebuilds'), { recursive: true, preserveTimestamps: true });
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(copy, 'node_modules'));
-  const out = execFileSync('npm', ['pack', '--json', '--pack-destination', into], {
+  const { stdout: out } = await execFileP('npm', ['pack', '--json', '--pack-destination', into], {
     cwd: copy,
     env: cleanEnv(),
     encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 << 20,
   });
   const [info] = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }>; size: number; unpackedSize: number }>;

@@ -23,21 +23,21 @@ let packed: Packed;
 let project: Consumer;
 const scratch: string[] = [];
 
-beforeAll(() => {
+beforeAll(async () => {
   scratch.push(mkdtempSync(join(tmpdir(), 'xen-vchan-pack-')));
   const packing = performance.now();
-  packed = packCleanCopy(scratch[0]!);
+  packed = await packCleanCopy(scratch[0]!);
   console.log(`npm pack of a clean copy (its prepack builds): ${((performance.now() - packing) / 1000).toFixed(1)} s`);
   scratch.push(packed.copy);
   console.log(`tarball: ${packed.size} bytes (${packed.unpackedSize} unpacked), ${packed.files.length} files`);
   project = new Consumer();
   scratch.push(project.dir);
-  project.install(packed.tarball);
+  await project.install(packed.tarball);
   console.log(`npm install of the tarball without a compiler: ${(project.installMs / 1000).toFixed(1)} s`);
 }, 400_000);
 
-afterAll(() => {
-  if (project) project.run(['npx', 'xensim', 'stop']);
+afterAll(async () => {
+  if (project) await project.run(['npx', 'xensim', 'stop']);
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -54,16 +54,16 @@ describe('the packed tarball', () => {
 });
 
 describe('installed without a compiler', () => {
-  it('installs from the prebuilds: no toolchain reachable, nothing compiled, no gyp output', () => {
+  it('installs from the prebuilds: no toolchain reachable, nothing compiled, no gyp output', async () => {
     expect(project.reachableToolchain()).toEqual([]);
-    expect(project.run(['sh', '-c', 'command -v cc gcc g++ make python3']).stdout).toBe('');
+    expect((await project.run(['sh', '-c', 'command -v cc gcc g++ make python3'])).stdout).toBe('');
     expect(existsSync(join(project.packageDir, 'build')), 'node-gyp ran (build/ exists)').toBe(false);
     expect(project.installOutput).not.toMatch(/^gyp /m);
   });
 
-  it('import and require load one copy: named ES imports, one VchanError for both entry points and both module systems, the addon from the prebuild', () => {
+  it('import and require load one copy: named ES imports, one VchanError for both entry points and both module systems, the addon from the prebuild', async () => {
     copyFileSync(join(FIXTURES, 'runtime-check.mjs'), join(project.dir, 'runtime-check.mjs'));
-    const r = project.run(['node', 'runtime-check.mjs']);
+    const r = await project.run(['node', 'runtime-check.mjs']);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(result).toEqual({
@@ -83,23 +83,23 @@ describe('installed without a compiler', () => {
     ['node16', ['--module', 'node16', '--moduleResolution', 'node16'], ['consumer.mts', 'consumer.cts']],
     ['bundler', ['--module', 'esnext', '--moduleResolution', 'bundler'], ['consumer.ts']],
     ['node', ['--module', 'commonjs', '--moduleResolution', 'node'], ['consumer.ts']],
-  ])('a TypeScript file importing both entry points type-checks with --strict under moduleResolution %s', { timeout: 300_000 }, (name, options, files) => {
+  ])('a TypeScript file importing both entry points type-checks with --strict under moduleResolution %s', { timeout: 300_000 }, async (name, options, files) => {
     const dir = join(project.dir, `ts-${name}`);
     mkdirSync(dir, { recursive: true });
     for (const f of files) copyFileSync(join(FIXTURES, 'consumer.ts'), join(dir, f));
-    const r = project.run(['node', TSC, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--types', 'node', ...options, ...files.map((f) => join(dir, f))]);
+    const r = await project.run(['node', TSC, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--types', 'node', ...options, ...files.map((f) => join(dir, f))]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 
-  it('npx vchan --version and npx xensim --version print the package version', () => {
+  it('npx vchan --version and npx xensim --version print the package version', async () => {
     const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
-    for (const bin of ['vchan', 'xensim']) expect(project.run(['npx', bin, '--version']), bin).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+    for (const bin of ['vchan', 'xensim']) expect(await project.run(['npx', bin, '--version']), bin).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
   });
 
   it('npx xensim + npx vchan listen/connect move 16 MiB both ways byte-exact, with the prebuilt libxensim.so', async () => {
-    const start = project.run(['npx', 'xensim', 'start']);
+    const start = await project.run(['npx', 'xensim', 'start']);
     expect(start.code, start.stderr).toBe(0);
-    const preload = project.run(['npx', 'xensim', 'run', '--domid', '3', '--', 'node', '-p', 'process.env.LD_PRELOAD']);
+    const preload = await project.run(['npx', 'xensim', 'run', '--domid', '3', '--', 'node', '-p', 'process.env.LD_PRELOAD']);
     expect(preload.stdout.trim()).toBe(join(realpathSync(project.packageDir), PREBUILDS, 'libxensim.glibc.so'));
 
     const size = 16 * MiB;
