@@ -105,8 +105,9 @@ describe('every vchan mode exits on a signal at any point (128 + signal), holdin
   for (const [what, args, signal, code] of cases) {
     it(`${what}: ${signal}`, async () => {
       const p = await cli(2, args);
-      // Let it get to the wait (node's start-up on a loaded machine included).
-      await new Promise((r) => setTimeout(r, 1500));
+      // Once it waits, it holds a xenstore watch (connect) or its offer (listen).
+      const waiting = await sim.until((st) => st.domains.some((d) => d.domid === 2 && d.watches + d.grants > 0), 15_000);
+      expect(waiting.domains.some((d) => d.domid === 2 && d.watches + d.grants > 0), `never started waiting: ${p.stderr()}`).toBe(true);
       p.child.kill(signal);
       const exit = await Promise.race([p.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000))]);
       expect(exit, `still running 5 s after ${signal}`).toBeDefined();
