@@ -377,10 +377,11 @@ export class VchanStream extends Duplex {
   }
 
   private checkConnected(): void {
-    if (this.connected || !this.mayConnect || !this.channel || this.channel.closed) return;
+    if (this.connected || !this.mayConnect || !this.channel) return;
     // A client that came and went before we looked still connected: report it,
-    // then the readable side delivers its data and ends.
-    if (this.channel.isOpen() !== 2) {
+    // then the readable side delivers its data and ends. So did a channel our
+    // own end() closed before this turn (a client that wrote and ended at once).
+    if (this.channel.closed || this.channel.isOpen() !== 2) {
       this.connected = true;
       this.emit('connect');
       // As net.Socket: start reading at once (into the buffer, up to the high-water mark).

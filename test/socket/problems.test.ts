@@ -113,6 +113,22 @@ describe('VchanStream as a net.Socket: the problems users hit first', { timeout:
     expect(got.bytes().equals(payload)).toBe(true);
   });
 
+  it("a client that calls end(data) at once still connects, delivers, and closes (as net)", async () => {
+    const hv = new MemoryHypervisor();
+    const server = listen({ peer: 5, port: 23, backend: hv.backend(0) });
+    await once(server, 'listening');
+    const client = connect({ peer: 0, port: 23, backend: hv.backend(5) });
+    const events = lifecycle(client);
+    const connected = once(client, 'connect');
+    const got = collect(server);
+    const closed = once(client, 'close');
+    client.end('at once');
+    await Promise.all([connected, closed, once(server, 'end')]);
+    expect(got.bytes().toString()).toBe('at once');
+    expect(events).toContain('close');
+    expect(events.filter((e) => e.startsWith('error'))).toEqual([]);
+  });
+
   it("2. a server's greeting written and ended before its client came is delivered", async () => {
     const hv = new MemoryHypervisor();
     const server = listen({ peer: 5, port: 2, backend: hv.backend(0) });
