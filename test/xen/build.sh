@@ -43,9 +43,11 @@ done
 # binding.gyp upwards and loaded through node-gyp-build.
 # our test peer, the vchan command, the TS side of bench/
 for entry in "$HERE/peer.ts:peer" "$REPO/src/cli/main.ts:vchan" "$REPO/bench/peer/main.ts:bench-peer"; do
-  # (a require() for the CommonJS dependencies bundled into ESM, e.g. commander's node:events)
+  # The package's CommonJS build is bundled into ESM: give it the require() its
+  # dependencies call (commander's node:events) and the __dirname it finds the
+  # package root from (the bundle sits in pkg/xen/, under pkg/binding.gyp).
   "$REPO/node_modules/.bin/esbuild" "${entry%:*}" --bundle --platform=node --format=esm \
-    --banner:js="import { createRequire as bannerRequire } from 'node:module'; const require = bannerRequire(import.meta.url);" \
+    --banner:js="import { createRequire as bannerRequire } from 'node:module'; import { fileURLToPath as bannerPath } from 'node:url'; const require = bannerRequire(import.meta.url); const __dirname = bannerPath(new URL('.', import.meta.url));" \
     --target=node20 --log-level=error --outfile="$PAY/pkg/xen/${entry##*:}.mjs"
 done
 cp "$REPO/binding.gyp" "$REPO/package.json" "$PAY/pkg/"
