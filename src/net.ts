@@ -157,7 +157,7 @@ export function listen(options: ListenOptions, listener?: () => void): VchanStre
   const onConnect = checkListener(listener);
   const stream = makeStream(
     o.backend,
-    (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }),
+    (backend, cancel) => Vchan.server({ peer, path, readMin, writeMin, backend, signal: cancel }),
     streamOptions(o),
     { peer, path, ...('port' in address ? { port: address.port } : {}) },
   );

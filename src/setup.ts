@@ -52,6 +52,8 @@ export interface ServerSetup {
   onEvent: EventHandler;
   /** Called once if the peer's domain is destroyed. */
   onPeerGone: () => void;
+  /** Stops a setup still retrying its xenstore transaction. */
+  signal?: AbortSignal;
 }
 
 export function setupServer(s: ServerSetup): Promise<ChannelParts> {
@@ -89,6 +91,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
         { domid: self, access: 'none' },
         { domid: peer, access: 'read' },
       ],
+      { signal: s.signal },
     );
     releases.push(() => backend.store.remove(s.path));
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
