@@ -108,7 +108,10 @@ function expectNearIdle(name: string, out: Outcome): void {
  */
 function expectOutlived(out: Outcome, hostile: HostileResult, clientWrites = true): void {
   expect(out.outcome, JSON.stringify(out)).toBe('closed');
-  expect(out.code).toBeUndefined(); // the stream's end, not a refused write
+  // The stream's end, not a refused write — except a write of ours racing the
+  // client's final close, which is refused as a socket's would be (EPIPE);
+  // the wall time below shows that the close came at the end of the attacks.
+  expect([undefined, 'ERR_VCHAN_PEER_CLOSED']).toContain(out.code);
   expect(out.wallMs).toBeGreaterThan(DURATION - 100);
   expect(out.sent).toBeGreaterThan(1000); // 100 bytes every 50 ms
   expect(out.badAt).toBe(-1);

@@ -343,7 +343,11 @@ released() {
   i=0; while [ "$(gntdev_maps $K)" -gt 0 ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
   left=$(gntdev_maps $K)
   after=$(grants_by_dom0) || fail "cannot read Xen's grant table"
-  extra=$(echo "$after" | grep -vxF "$before" | grep .)
+  # refs compared field by field, blind to stray whitespace or CRs in the dump
+  # (a line-exact grep -vxF once reported the same two refs as new)
+  echo "$before" >$L/grants-before.txt
+  extra=$(echo "$after" | awk '{ gsub(/[\r \t]/, "") } NR == FNR { seen[$0] = 1; next } $0 != "" && !($0 in seen)' $L/grants-before.txt -)
+  [ -z "$extra" ] || { echo "grant dumps, before and after:"; od -c $L/grants-before.txt | head; echo "$after" | od -c | head; }
   echo "the domU's grants mapped by dom0 at the end: $(echo $after | head -c 600)"
   echo "streams that saw their end: $(grep -c '"event":"end"' $L/k.log) of $n"
   exec 3>&-; wait $K
