@@ -100,4 +100,13 @@ describe('XenStore within xenstored quotas', () => {
     expect(ran).toBe(false);
     await expect(dom5.transaction(async () => 1, { signal: 'soon' as unknown as AbortSignal })).rejects.toThrow(TypeError);
   });
+
+  it("a domain past xenstored's node quota gets ENOSPC naming -E/--entry-nb", async () => {
+    const dom6 = await XenStore.connect({ path: await server.socketFor(6) });
+    const results = await Promise.allSettled(Array.from({ length: 1100 }, (_, i) => dom6.write(`data/n${i}`, 'x')));
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused?.reason).toMatchObject({ code: 'ENOSPC' });
+    expect((refused?.reason as Error).message).toMatch(/-E\/--entry-nb, default 1000/);
+    dom6.close();
+  });
 });
