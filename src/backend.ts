@@ -91,9 +91,14 @@ export interface Store {
   read(path: string): Promise<string | undefined>;
   /**
    * Writes every entry in one transaction, setting `permissions` on each
-   * written node; retries the whole transaction on conflict (EAGAIN).
+   * written node; retries the whole transaction on conflict (EAGAIN) until
+   * it commits or `options.signal` aborts.
    */
-  writeAll(entries: ReadonlyArray<readonly [path: string, value: string]>, permissions?: readonly StorePermission[]): Promise<void>;
+  writeAll(
+    entries: ReadonlyArray<readonly [path: string, value: string]>,
+    permissions?: readonly StorePermission[],
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<void>;
   /** Removes `path` and everything below it; a missing path is not an error. */
   remove(path: string): Promise<void>;
   /**

@@ -25,6 +25,8 @@ export interface VchanServerOptions {
   writeMin?: number;
   /** The system to use: a `XenBackend`, or an in-memory one for tests. */
   backend: Backend;
+  /** Aborts the setup (it may wait its turn for a xenstore transaction); everything taken is released. */
+  signal?: AbortSignal;
 }
 
 export interface VchanClientOptions {
@@ -105,13 +107,14 @@ export class Vchan {
     const readMin = o.readMin === undefined ? DEFAULT_RING_MIN : checkRingMin('readMin', o.readMin);
     const writeMin = o.writeMin === undefined ? DEFAULT_RING_MIN : checkRingMin('writeMin', o.writeMin);
     const backend = checkBackend(o.backend);
+    const signal = checkSignal('signal', o.signal);
     const orders = chooseOrders(readMin, writeMin);
     const relay = new EventRelay();
     const unclaim = claimOffer(backend, absolutePath(await backend.domainId(), path));
     let parts: ChannelParts;
     try {
       parts = await setupServer({
-        backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire, onPeerGone: relay.peerGone,
+        backend, peer, path, leftOrder: orders.left, rightOrder: orders.right, onEvent: relay.fire, onPeerGone: relay.peerGone, signal,
       });
     } catch (error) {
       unclaim();

@@ -34,4 +34,4 @@ export {
 } from './layout.js';
 export { RingReader, RingWriter, type RingIndices } from './ring.js';
 export { XenBackend, type XenBackendOptions } from './xen/backend.js';
-export { XenStore, type XenStoreOptions, type XenStoreOps } from './xen/xenstore.js';
+export { XenStore, type TransactionOptions, type XenStoreOptions, type XenStoreOps } from './xen/xenstore.js';

@@ -1,15 +1,15 @@
 /**
  * listen() and connect(): the node:net-shaped entry points. Each returns a
  * VchanStream at once; setup runs behind it ('listening', 'connect', or
- * 'error'). Without a `backend` option each stream gets its own XenBackend,
- * closed with the stream.
+ * 'error'). Without a `backend` option streams share the process's default
+ * XenBackend (src/xen/default-backend.ts).
  */
 import type { Backend } from './backend.js';
 import { Vchan } from './channel.js';
 import { abortedError } from './errors.js';
 import { VchanStream, type VchanAddress, type VchanStreamOptions } from './stream.js';
 import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
-import { XenBackend } from './xen/backend.js';
+import { leaseDefaultBackend, type BackendLease } from './xen/default-backend.js';
 
 /** Options of `listen()`: where to offer the channel, to whom, and the stream's options. */
 export interface ListenOptions extends VchanStreamOptions {
@@ -27,7 +27,7 @@ export interface ListenOptions extends VchanStreamOptions {
   signal?: AbortSignal;
   /** Milliseconds to wait for the client before ERR_VCHAN_TIMEOUT. */
   timeout?: number;
-  /** Default: a new XenBackend, closed with the stream. */
+  /** Default: the process's shared XenBackend (one xenstore connection for every stream). */
   backend?: Backend;
 }
 
@@ -43,7 +43,7 @@ export interface ConnectOptions extends VchanStreamOptions {
   signal?: AbortSignal;
   /** Milliseconds to wait for the server before ERR_VCHAN_TIMEOUT. */
   timeout?: number;
-  /** Default: a new XenBackend, closed with the stream. */
+  /** Default: the process's shared XenBackend (one xenstore connection for every stream). */
   backend?: Backend;
 }
 
@@ -92,10 +92,10 @@ function anyOf(...signals: Array<AbortSignal | undefined>): AbortSignal | undefi
 }
 
 /**
- * Makes the stream over `setup`, run with the given or a new backend. A
- * backend we created is closed with the channel: as soon as the channel is
- * released (end(), destroy(), or the peer seen gone), or at 'close' if
- * setup never finished.
+ * Makes the stream over `setup`, run with the given or the shared default
+ * backend. The stream's use of the default one ends with the channel: as
+ * soon as the channel is released (end(), destroy(), or the peer seen
+ * gone), or at 'close' if setup never finished.
  */
 function makeStream(
   given: unknown,
@@ -106,10 +106,10 @@ function makeStream(
   if (given !== undefined && (typeof given !== 'object' || given === null)) {
     throw new TypeError(`backend must implement Backend, got ${describe(given)}`);
   }
-  let owned: XenBackend | undefined;
+  let lease: BackendLease | undefined;
   const stream = new VchanStream(
     async (cancel) => {
-      const backend = (given as Backend | undefined) ?? (owned = new XenBackend());
+      const backend = (given as Backend | undefined) ?? (lease = leaseDefaultBackend()).backend;
       const vchan = await setup(backend, cancel);
       void vchan.released().then(release);
       return vchan;
@@ -118,7 +118,7 @@ function makeStream(
     address,
   );
   const release = (): void => {
-    owned?.close();
+    lease?.release();
   };
   if (given === undefined) stream.once('close', release);
   return stream;
@@ -157,7 +157,7 @@ export function listen(options: ListenOptions, listener?: () => void): VchanStre
   const onConnect = checkListener(listener);
   const stream = makeStream(
     o.backend,
-    (backend) => Vchan.server({ peer, path, readMin, writeMin, backend }),
+    (backend, cancel) => Vchan.server({ peer, path, readMin, writeMin, backend, signal: cancel }),
     streamOptions(o),
     { peer, path, ...('port' in address ? { port: address.port } : {}) },
   );

@@ -5,6 +5,12 @@
  * domain dies and the toolstack removes `/local/domain/<id>`; we watch both
  * and treat the domain as gone once its `domid` node disappears.
  *
+ * One monitor per store, shared by every channel of the process: one
+ * `@releaseDomain` watch and one watch of each peer domain's home, and per
+ * event one look at each domain concerned — never one per channel, so a
+ * domain's death costs the same with 1 channel or 1000, and the watches
+ * stay far inside xenstored's quota.
+ *
  * A server may listen for a domain that has not been created yet, so for it
  * only a domain that was seen alive can die. A client's peer certainly
  * existed (it published entries and granted the pages we mapped): pass
@@ -13,57 +19,152 @@
  */
 import type { Store, StoreWatch } from './backend.js';
 
-export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
-  const node = `/local/domain/${peer}/domid`;
-  let seen = existed;
-  let gone = false;
-  let checking: Promise<void> | undefined;
-  let again = false;
+interface Follower {
+  /** The domain was alive (or certainly existed) while this one followed it. */
+  seen: boolean;
+  referenced: boolean;
+  readonly onGone: () => void;
+}
 
-  const exists = async (): Promise<boolean> => {
+interface FollowedDomain {
+  readonly followers: Set<Follower>;
+  readonly home: Promise<StoreWatch>;
+  checking?: Promise<void>;
+  again: boolean;
+}
+
+class DomainMonitor {
+  private readonly domains = new Map<number, FollowedDomain>();
+  private release: Promise<StoreWatch> | undefined;
+
+  constructor(private readonly store: Store) {}
+
+  async follow(peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
+    const follower: Follower = { seen: existed, referenced: true, onGone };
+    const domain = this.domainOf(peer);
+    domain.followers.add(follower);
+    const release = (this.release ??= this.watchOrNothing('@releaseDomain', () => this.checkAll()));
+    let closed = false;
+    const handle: StoreWatch = {
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        domain.followers.delete(follower);
+        this.refreshReferenced(domain);
+        await this.dropIfUnfollowed(peer, domain);
+      },
+      ref: () => {
+        follower.referenced = true;
+        this.refreshReferenced(domain);
+      },
+      unref: () => {
+        follower.referenced = false;
+        this.refreshReferenced(domain);
+      },
+    };
     try {
-      return (await store.read(node)) !== undefined;
+      await Promise.all([domain.home, release]);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    // Look now rather than wait for the watches' first events, which may come late.
+    await this.check(peer, domain);
+    return handle;
+  }
+
+  private domainOf(peer: number): FollowedDomain {
+    let domain = this.domains.get(peer);
+    if (!domain) {
+      const home = this.watchOrNothing(`/local/domain/${peer}`, () => {
+        const d = this.domains.get(peer);
+        if (d) void this.check(peer, d);
+      });
+      domain = { followers: new Set(), home, again: false };
+      this.domains.set(peer, domain);
+      // A failed registration is retried by the next follower, not cached.
+      home.catch(() => this.domains.get(peer) === domain && this.domains.delete(peer));
+    }
+    return domain;
+  }
+
+  /**
+   * Some stores refuse these watches to unprivileged domains (EACCES,
+   * EPERM): the unmap notification still covers a peer process that dies.
+   * Anything else (a quota: E2BIG) is the caller's error.
+   */
+  private async watchOrNothing(path: string, onChange: () => void): Promise<StoreWatch> {
+    try {
+      return await this.store.watch(path, onChange);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === 'EACCES' || code === 'EPERM') return { close: async () => undefined };
+      if (path === '@releaseDomain') this.release = undefined;
+      throw error;
+    }
+  }
+
+  private checkAll(): void {
+    for (const [peer, domain] of this.domains) void this.check(peer, domain);
+  }
+
+  /** One look at the domain for all its followers; events during a look coalesce into one more. */
+  private check(peer: number, domain: FollowedDomain): Promise<void> {
+    if (domain.checking) {
+      domain.again = true;
+      return domain.checking;
+    }
+    domain.checking = (async () => {
+      do {
+        domain.again = false;
+        const alive = await this.exists(peer);
+        for (const follower of [...domain.followers]) {
+          if (alive) follower.seen = true;
+          else if (follower.seen) {
+            domain.followers.delete(follower);
+            follower.onGone();
+          }
+        }
+      } while (domain.again && domain.followers.size > 0);
+    })().finally(() => (domain.checking = undefined));
+    return domain.checking;
+  }
+
+  private async exists(peer: number): Promise<boolean> {
+    try {
+      return (await this.store.read(`/local/domain/${peer}/domid`)) !== undefined;
     } catch {
       return true;
     }
-  };
-  // Events arriving during a check coalesce into one more check.
-  const check = (): void => {
-    if (gone) return;
-    if (checking) {
-      again = true;
-      return;
-    }
-    checking = (async () => {
-      do {
-        again = false;
-        const alive = await exists();
-        if (alive) seen = true;
-        else if (seen && !gone) {
-          gone = true;
-          onGone();
-        }
-      } while (again && !gone);
-    })().finally(() => (checking = undefined));
-  };
-
-  const watches: StoreWatch[] = [];
-  try {
-    watches.push(await store.watch('@releaseDomain', check));
-    watches.push(await store.watch(`/local/domain/${peer}`, check));
-  } catch {
-    // Some stores refuse special watches to unprivileged domains: the unmap
-    // notification still covers a peer process that dies.
   }
-  // Look now rather than wait for the watches' first events, which may come late.
-  check();
-  await checking;
-  return {
-    async close() {
-      gone = true;
-      await Promise.allSettled(watches.map((w) => w.close()));
-    },
-    ref: () => watches.forEach((w) => w.ref?.()),
-    unref: () => watches.forEach((w) => w.unref?.()),
-  };
+
+  private async dropIfUnfollowed(peer: number, domain: FollowedDomain): Promise<void> {
+    const closing: Array<Promise<StoreWatch>> = [];
+    if (domain.followers.size === 0 && this.domains.get(peer) === domain) {
+      this.domains.delete(peer);
+      closing.push(domain.home);
+    }
+    if (this.domains.size === 0 && this.release) {
+      closing.push(this.release);
+      this.release = undefined;
+    }
+    await Promise.allSettled(closing.map(async (w) => (await w).close()));
+  }
+
+  /** A watch keeps the process alive while any of its followers wants it to. */
+  private refreshReferenced(domain: FollowedDomain): void {
+    const wanted = (d: FollowedDomain) => [...d.followers].some((f) => f.referenced);
+    void domain.home.then((w) => (wanted(domain) ? w.ref?.() : w.unref?.()), () => undefined);
+    const any = [...this.domains.values()].some(wanted);
+    void this.release?.then((w) => (any ? w.ref?.() : w.unref?.()), () => undefined);
+  }
+}
+
+const monitors = new WeakMap<Store, DomainMonitor>();
+
+/** Calls `onGone` once when domain `peer` is seen destroyed; see the file comment for `existed`. */
+export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
+  let monitor = monitors.get(store);
+  if (!monitor) monitors.set(store, (monitor = new DomainMonitor(store)));
+  return monitor.follow(peer, existed, onGone);
 }

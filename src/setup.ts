@@ -52,6 +52,8 @@ export interface ServerSetup {
   onEvent: EventHandler;
   /** Called once if the peer's domain is destroyed. */
   onPeerGone: () => void;
+  /** Stops a setup still retrying its xenstore transaction. */
+  signal?: AbortSignal;
 }
 
 export function setupServer(s: ServerSetup): Promise<ChannelParts> {
@@ -89,6 +91,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
         { domid: self, access: 'none' },
         { domid: peer, access: 'read' },
       ],
+      { signal: s.signal },
     );
     releases.push(() => backend.store.remove(s.path));
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
@@ -251,6 +254,19 @@ async function readServerEntries(backend: Backend, path: string): Promise<Server
   };
 }
 
+/**
+ * The node to watch for `path`'s entries: its parent, which every channel
+ * offered to us under the same directory (data/vchan/<us>/<port>) shares,
+ * so that a process waiting for hundreds of them registers one xenstore
+ * watch, not hundreds (xenstored's watch quota is per domain).
+ */
+function watchedFor(path: string): { node: string; concerns: (changed: string) => boolean } {
+  const slash = path.lastIndexOf('/');
+  if (slash <= 0) return { node: path, concerns: () => true };
+  const parent = path.slice(0, slash);
+  return { node: parent, concerns: (changed) => changed === parent || changed === path || changed.startsWith(`${path}/`) };
+}
+
 /** Waits (with a xenstore watch, never polling) until the server has published its entries. */
 async function waitForServer(backend: Backend, path: string, signal: AbortSignal | undefined): Promise<ServerEntries> {
   throwIfAborted(signal);
@@ -290,7 +306,8 @@ async function waitForServer(backend: Backend, path: string, signal: AbortSignal
       }
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    backend.store.watch(path, () => void check()).then(
+    const watched = watchedFor(path);
+    backend.store.watch(watched.node, (changed) => watched.concerns(changed) && void check()).then(
       (watch) => {
         if (settled) void watch.close().catch(() => undefined);
         else watchClose = () => watch.close();

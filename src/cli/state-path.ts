@@ -1,11 +1,11 @@
 /** `vchan proxy -s <path>`: tells a toolstack we are up, as vchan-socket-proxy does, by writing "running". */
-import { XenBackend } from '../xen/backend.js';
+import { leaseDefaultBackend } from '../xen/default-backend.js';
 
 export async function writeRunningState(path: string): Promise<void> {
-  const backend = new XenBackend();
+  const lease = leaseDefaultBackend();
   try {
-    await backend.store.writeAll([[path, 'running']]);
+    await lease.backend.store.writeAll([[path, 'running']]);
   } finally {
-    backend.close();
+    lease.release();
   }
 }

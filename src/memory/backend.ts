@@ -15,7 +15,9 @@ import type {
   StoreWatch,
   UnmapNotify,
 } from '../backend.js';
+import { abortedError } from '../errors.js';
 import { PAGE_SIZE } from '../layout.js';
+import { checkObject, checkSignal } from '../validate.js';
 import type { ArmedReply, HypervisorCalls } from './calls.js';
 import { sysError } from './errno.js';
 import { KeepAlive, type Hold } from './keep-alive.js';
@@ -253,7 +255,7 @@ export class MemoryBackend implements Backend {
         this.checkOpen();
         return this.calls.storeRead(path);
       },
-      writeAll: async (entries, permissions) => {
+      writeAll: async (entries, permissions, options) => {
         if (!Array.isArray(entries)) throw new TypeError('entries must be an array of [path, value] pairs');
         const pairs = entries.map((entry, i): [string, string] => {
           const [path, value] = Array.isArray(entry) ? entry : [];
@@ -261,6 +263,9 @@ export class MemoryBackend implements Backend {
           return [path, value];
         });
         const perms: StorePermission[] | undefined = permissions === undefined ? undefined : checkPermissions(permissions);
+        const signal = checkSignal('options.signal', options === undefined ? undefined : checkObject('options', options).signal);
+        // One store, no other writers in flight: a transaction here never conflicts, so there is no retry to abort.
+        if (signal?.aborted) throw abortedError(signal);
         this.checkOpen();
         await this.calls.storeWriteAll(pairs, perms);
       },

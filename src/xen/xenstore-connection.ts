@@ -30,10 +30,28 @@ export type WatchHandler = (path: string) => void;
 /** The error xenstored answered with, named by its errno, e.g. code 'ENOENT'. */
 export function xenstoreError(name: string, type: number, subject: string): VchanError {
   const errno = (XS_ERRORS as Record<string, number>)[name];
-  return new VchanError(name, `xenstore ${xsTypeName(type)} ${subject}: ${name}${hints[name] ?? ''}`, {
+  return new VchanError(name, `xenstore ${xsTypeName(type)} ${subject}: ${name}${hintFor(name, type)}`, {
     syscall: `xenstore ${xsTypeName(type)}`,
     ...(errno === undefined ? {} : { errno: -errno }),
   });
+}
+
+/**
+ * What the errno means for that request. The quotas are C xenstored's
+ * per-domain ones (dom0 is exempt); the remedy is on the xenstored command
+ * line, or fewer of whatever holds them.
+ */
+function hintFor(name: string, type: number): string {
+  if (name === 'E2BIG' && type === XsType.WATCH) {
+    return ' (this domain holds xenstored\'s maximum number of watches, -W/--watch-nb, default 128: every process of the domain counts; raise it in dom0 or hold fewer)';
+  }
+  if (name === 'ENOSPC' && type === XsType.TRANSACTION_START) {
+    return ' (this connection has xenstored\'s maximum of open transactions, -t/--transaction, default 10)';
+  }
+  if (name === 'ENOSPC' && (type === XsType.WRITE || type === XsType.MKDIR || type === XsType.SET_PERMS)) {
+    return ' (xenstore quota reached: this domain owns xenstored\'s maximum number of nodes, -E/--entry-nb, default 1000, or the node would pass -S/--entry-size; raise them in dom0 or offer fewer channels)';
+  }
+  return hints[name] ?? '';
 }
 
 const hints: Record<string, string> = {

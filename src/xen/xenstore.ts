@@ -1,13 +1,16 @@
 /**
  * A xenstore client in TypeScript: reads, writes, directories, permissions,
- * transactions (retried on EAGAIN), and watches as callbacks, over the
+ * transactions (queued, retried on EAGAIN), and watches as callbacks (one
+ * WATCH per distinct path), over the
  * xenstored socket or /dev/xen/xenbus. Relative paths resolve under
  * /local/domain/<own id>/ (xenstored does that for us). Errors are
  * VchanErrors whose `code` is xenstore's errno name (ENOENT, EACCES, ...).
  */
 import type { Store, StoreAccess, StorePermission, StoreWatch } from '../backend.js';
 import { VchanError } from '../errors.js';
-import { describe } from '../validate.js';
+import { checkObject, checkSignal, describe } from '../validate.js';
+import { pauseAfterConflict, TransactionTurns } from './transaction-turns.js';
+import { WatchMux } from './watch-mux.js';
 import { XsConnection } from './xenstore-connection.js';
 import {
   encodePermissions,
@@ -27,8 +30,17 @@ export interface XenStoreOptions {
    * /var/run/xenstored/socket, and /dev/xen/xenbus when that socket does not exist.
    */
   path?: string;
-  /** How many times a conflicting (EAGAIN) transaction runs before failing; default 16. */
+  /**
+   * How many times a conflicting (EAGAIN) transaction runs before failing
+   * with EAGAIN; default: until it commits (or its signal aborts).
+   */
   maxAttempts?: number;
+}
+
+/** Options of `XenStore.transaction()` and `writeAll()`. */
+export interface TransactionOptions {
+  /** Stops waiting for a turn or retrying after a conflict (ERR_VCHAN_ABORTED / ERR_VCHAN_TIMEOUT). */
+  signal?: AbortSignal;
 }
 
 /** Operations that may run inside a transaction. */
@@ -198,18 +210,22 @@ class Ops implements XenStoreOps {
 
 export class XenStore extends Ops implements Store {
   private readonly maxAttempts: number;
-  private nextToken = 1;
+  private readonly turns = new TransactionTurns();
+  private readonly watches: WatchMux;
 
   /** Starts connecting at once; requests wait for the connection. See also XenStore.connect. */
   constructor(options: XenStoreOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object, got ${describe(options)}`);
-    const { path, maxAttempts = 16 } = options;
+    const { path, maxAttempts = Infinity } = options;
     if (path !== undefined && (typeof path !== 'string' || path.length === 0)) {
       throw new TypeError(`options.path must be a non-empty string, got ${describe(path)}`);
     }
-    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`options.maxAttempts must be a positive integer, got ${describe(maxAttempts)}`);
+    if (!(Number.isInteger(maxAttempts) || maxAttempts === Infinity) || maxAttempts < 1) {
+      throw new RangeError(`options.maxAttempts must be a positive integer or Infinity, got ${describe(maxAttempts)}`);
+    }
     super(new XsConnection(path), 0);
     this.maxAttempts = maxAttempts;
+    this.watches = new WatchMux(this.conn);
   }
 
   /** A connected client; rejects (ENOENT, ECONNREFUSED, ...) when xenstore cannot be reached. */
@@ -227,14 +243,26 @@ export class XenStore extends Ops implements Store {
     return splitStrings(reply)[0] ?? reply.toString('latin1');
   }
 
+  /** Whether the connection is gone (closed, or lost: every request now fails). */
+  get isClosed(): boolean {
+    return this.conn.isClosed;
+  }
+
   /**
    * Runs `body` in a transaction and commits it; on a conflict (EAGAIN) runs
-   * it again from the start, so `body` must be safe to repeat. Any other
-   * error aborts the transaction and is rethrown.
+   * it again from the start after a short random pause, so `body` must be
+   * safe to repeat. Any other error aborts the transaction and is rethrown.
+   * Transactions of one XenStore run one at a time, in call order.
    */
-  async transaction<T>(body: (tx: XenStoreOps) => Promise<T>): Promise<T> {
+  async transaction<T>(body: (tx: XenStoreOps) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (typeof body !== 'function') throw new TypeError(`body must be a function, got ${describe(body)}`);
+    const signal = checkTransactionOptions(options);
+    return this.turns.run(() => this.attempts(body, signal), signal);
+  }
+
+  private async attempts<T>(body: (tx: XenStoreOps) => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      if (attempt > 1) await pauseAfterConflict(attempt, signal);
       const reply = await this.conn.request(XsType.TRANSACTION_START, 0, joinStrings(['']), 'start');
       const txId = Number(splitStrings(reply)[0] ?? reply.toString('latin1'));
       if (!Number.isInteger(txId) || txId <= 0) throw new VchanError('EPROTO', 'xenstore TRANSACTION_START: malformed transaction id');
@@ -255,7 +283,11 @@ export class XenStore extends Ops implements Store {
     }
   }
 
-  async writeAll(entries: ReadonlyArray<readonly [path: string, value: string]>, permissions?: readonly StorePermission[]): Promise<void> {
+  async writeAll(
+    entries: ReadonlyArray<readonly [path: string, value: string]>,
+    permissions?: readonly StorePermission[],
+    options: TransactionOptions = {},
+  ): Promise<void> {
     if (!Array.isArray(entries)) throw new TypeError(`entries must be an array of [path, value], got ${describe(entries)}`);
     entries.forEach((e: unknown, i) => {
       if (!Array.isArray(e) || e.length !== 2) throw new TypeError(`entries[${i}] must be [path, value]`);
@@ -268,53 +300,30 @@ export class XenStore extends Ops implements Store {
         await tx.write(path, value);
         if (permissions) await tx.setPermissions(path, permissions);
       }
-    });
+    }, options);
   }
 
   /**
    * Calls `onChange(path)` for every change at or below `path`, and once
    * right after registration (xenstored does that). `path` may be a special
-   * path such as `@releaseDomain`. An exception in `onChange` is reported
-   * like an uncaught one.
+   * path such as `@releaseDomain`. Watches of the same path share one
+   * registration with xenstored (its watch quota counts registrations). An
+   * exception in `onChange` is reported like an uncaught one.
    */
   async watch(path: string, onChange: (changed: string) => void): Promise<StoreWatch> {
     checkPath('path', path, true);
     if (typeof onChange !== 'function') throw new TypeError(`onChange must be a function, got ${describe(onChange)}`);
-    const token = `xen-vchan:${this.nextToken++}`;
-    let active = true;
-    // Registered before asking, so the first event cannot be missed.
-    this.conn.addWatchHandler(token, (changed) => {
-      if (active) onChange(changed);
-    });
-    try {
-      await this.conn.request(XsType.WATCH, 0, joinStrings([path, token]), path);
-    } catch (error) {
-      this.conn.removeWatchHandler(token);
-      throw error;
-    }
-    let closing: Promise<void> | undefined;
-    return {
-      close: () => {
-        closing ??= (async () => {
-          active = false;
-          this.conn.removeWatchHandler(token);
-          if (this.conn.isClosed) return;
-          await this.conn.request(XsType.UNWATCH, 0, joinStrings([path, token]), path).catch((error: unknown) => {
-            // The connection went away meanwhile: the watch went with it.
-            if (!this.conn.isClosed) throw error;
-          });
-        })();
-        return closing;
-      },
-      ref: () => this.conn.setWatchReferenced(token, true),
-      unref: () => this.conn.setWatchReferenced(token, false),
-    };
+    return this.watches.watch(path, onChange);
   }
 
   /** Closes the connection; pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
   close(): void {
     this.conn.close();
   }
+}
+
+function checkTransactionOptions(options: unknown): AbortSignal | undefined {
+  return checkSignal('options.signal', checkObject('options', options).signal);
 }
 
 function isConflict(error: unknown): boolean {

@@ -47,7 +47,8 @@ export function interpose(inner: Backend, before: BeforeCall): InterposedBackend
   });
   const store: Store = {
     read: (path) => step('store.read', [path], () => inner.store.read(path)),
-    writeAll: (entries, permissions) => step('store.writeAll', [entries, permissions], () => inner.store.writeAll(entries, permissions)),
+    writeAll: (entries, permissions, options) =>
+      step('store.writeAll', [entries, permissions], () => inner.store.writeAll(entries, permissions, options)),
     remove: (path) => step('store.remove', [path], () => inner.store.remove(path)),
     watch: (path, onChange) => step('store.watch', [path], async () => watchOf(await inner.store.watch(path, onChange))),
   };
