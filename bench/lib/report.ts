@@ -1,7 +1,7 @@
 /**
- * Turns repetitions into records (median of each figure, the runs kept),
- * the markdown tables with ratios to C↔C, and the issue's targets as
- * met/short. Ratios are always "ours / C↔C": above 1 is faster for
+ * Turns repetitions into records (median of each figure, the runs kept)
+ * and the markdown tables with ratios to C↔C (targets.ts judges them).
+ * Ratios are always "ours / C↔C": above 1 is faster for
  * throughput and slower for latency or setup time.
  */
 import type { Figures } from './runner.js';
@@ -18,8 +18,8 @@ export interface Collected {
   errors: string[];
 }
 
-const KEYS = ['mbps', 'latencyUsP50', 'latencyUsP99', 'opsPerSec', 'cpuSecPerGiB', 'brokerSecPerGiB'] as const;
-type Key = (typeof KEYS)[number];
+const KEYS = ['mbps', 'latencyUsP50', 'latencyUsP99', 'opsPerSec', 'cpuSecPerGiB', 'cpuUsPerRoundTrip', 'brokerSecPerGiB'] as const;
+export type Key = (typeof KEYS)[number];
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -28,11 +28,14 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** Half the min–max range, relative to the median: "±8%". */
+/** Half the min–max range, relative to the median (0.08 for "±8%"). */
+export function halfRange(xs: number[]): number {
+  if (xs.length < 2) return 0;
+  return (Math.max(...xs) - Math.min(...xs)) / 2 / median(xs);
+}
+
 function spread(xs: number[]): string {
-  if (xs.length < 2) return '';
-  const m = median(xs);
-  return ` ±${Math.round(((Math.max(...xs) - Math.min(...xs)) / 2 / m) * 100)}%`;
+  return xs.length < 2 ? '' : ` ±${Math.round(halfRange(xs) * 100)}%`;
 }
 
 export function toRecord(x: Collected): BenchRecord {
@@ -51,14 +54,18 @@ const IMPL: Record<string, string> = { 'c-c': 'C↔C', 'ts-ts': 'TS↔TS', 'ts-c
 const fmt = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(digits));
 
 /** The C↔C collection this one is compared with (the socket has no ring: it meets the 1 MiB / 64 KiB group). */
-function reference(all: Collected[], c: Case): Collected | undefined {
+export function reference(all: Collected[], c: Case): Collected | undefined {
   const ring = c.ringSize || (c.scenario === 'bulk' || c.scenario === 'bidir' ? 1 << 20 : 1 << 16);
   return all.find((x) => x.c.impl === 'c-c' && groupKey(x.c) === groupKey({ ...c, ringSize: ring }));
 }
 
-function med(x: Collected | undefined, k: Key): number | undefined {
-  if (!x) return undefined;
-  const vals = x.runs.map((r) => r[k]).filter((v): v is number => v !== undefined);
+/** A figure's values over the repetitions. */
+export function values(x: Collected | undefined, k: Key): number[] {
+  return x ? x.runs.map((r) => r[k]).filter((v): v is number => v !== undefined) : [];
+}
+
+export function med(x: Collected | undefined, k: Key): number | undefined {
+  const vals = values(x, k);
   return vals.length ? median(vals) : undefined;
 }
 
@@ -88,9 +95,11 @@ export function tables(all: Collected[]): string {
   }
   if (of('pingpong').length) {
     out.push('### Ping-pong, 64-byte messages (µs per round trip; ratio = ours / C↔C, lower is better)', '');
-    out.push('| impl | api | p50 µs | p99 µs | × C↔C p50 | round trips/s |', '|---|---|---|---|---|---|');
+    out.push('| impl | api | p50 µs | p99 µs | × C↔C p50 | round trips/s | CPU µs per round trip (both ends) |', '|---|---|---|---|---|---|---|');
     for (const x of of('pingpong')) {
-      out.push(`| ${IMPL[x.c.impl]} | ${x.c.api} | ${cell(x, 'latencyUsP50', 1)} | ${cell(x, 'latencyUsP99', 1)} | ${ratio(med(x, 'latencyUsP50'), med(reference(all, x.c), 'latencyUsP50'))} | ${cell(x, 'opsPerSec')} |`);
+      out.push(
+        `| ${IMPL[x.c.impl]} | ${x.c.api} | ${cell(x, 'latencyUsP50', 1)} | ${cell(x, 'latencyUsP99', 1)} | ${ratio(med(x, 'latencyUsP50'), med(reference(all, x.c), 'latencyUsP50'))} | ${cell(x, 'opsPerSec')} | ${cell(x, 'cpuUsPerRoundTrip', 1)} |`,
+      );
     }
     out.push('');
   }
@@ -111,38 +120,4 @@ export function tables(all: Collected[]): string {
     out.push('');
   }
   return out.join('\n');
-}
-
-interface Target {
-  name: string;
-  /** measured ratio, and the bound it must reach */
-  value: number | undefined;
-  bound: number;
-  atMost?: boolean;
-}
-
-export function targets(all: Collected[]): { text: string; list: Target[] } {
-  const MiB = 1 << 20;
-  const find = (scenario: Case['scenario'], impl: string, api: string, w: number, r: number) =>
-    all.find((x) => x.c.scenario === scenario && x.c.impl === impl && x.c.api === api && x.c.writeSize === w && x.c.ringSize === r);
-  const bulk = (impl: string, api: string, w: number, r = MiB) => med(find('bulk', impl, api, w, r), 'mbps');
-  const div = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? undefined : a / b);
-  const ts64k = bulk('ts-ts', 'vchan', 65536);
-  const pp = (impl: string, api: string) => med(find('pingpong', impl, api, 64, impl === 'unix-socket' ? 0 : 65536), 'latencyUsP50');
-  const cn = (impl: string, api: string) => med(find('connect', impl, api, 1, impl === 'unix-socket' ? 0 : 65536), 'opsPerSec');
-  const list: Target[] = [
-    { name: 'TS↔TS bulk 64 KiB writes / 1 MiB ring ≥ 1.0× C↔C', value: div(ts64k, bulk('c-c', 'c', 65536)), bound: 1.0 },
-    { name: 'TS↔TS bulk 64 KiB writes ≥ 2× Node over a unix socket', value: div(ts64k, bulk('unix-socket', 'stream', 65536, 0)), bound: 2.0 },
-    { name: 'TS↔TS bulk 512 B writes ≥ 0.7× C↔C', value: div(bulk('ts-ts', 'vchan', 512), bulk('c-c', 'c', 512)), bound: 0.7 },
-    { name: 'TS↔TS bulk 64 B writes ≥ 0.5× C↔C', value: div(bulk('ts-ts', 'vchan', 64), bulk('c-c', 'c', 64)), bound: 0.5 },
-    { name: 'Ping-pong median latency ≤ 1.3× C↔C', value: div(pp('ts-ts', 'vchan'), pp('c-c', 'c')), bound: 1.3, atMost: true },
-    { name: 'VchanStream ≥ 0.8× the Vchan API at 64 KiB writes', value: div(bulk('ts-ts', 'stream', 65536), ts64k), bound: 0.8 },
-    { name: 'Connect+close ≤ 1.5× C↔C', value: div(cn('c-c', 'c'), cn('ts-ts', 'vchan')), bound: 1.5, atMost: true },
-  ];
-  const lines = ['### Targets (ratios of medians; never asserted)', '', '| target | measured | |', '|---|---|---|'];
-  for (const t of list) {
-    const met = t.value !== undefined && (t.atMost ? t.value <= t.bound : t.value >= t.bound);
-    lines.push(`| ${t.name} | ${t.value === undefined ? '—' : `${t.value.toFixed(2)}×`} | ${t.value === undefined ? 'not measured' : met ? '**met**' : '**short**'} |`);
-  }
-  return { text: lines.join('\n') + '\n', list };
 }

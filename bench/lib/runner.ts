@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Placement } from './placement.js';
 import type { Case } from './plan.js';
 import type { Platform, Programs } from './setup.js';
 
@@ -16,6 +17,8 @@ export interface Figures {
   latencyUsP99?: number;
   opsPerSec?: number;
   cpuSecPerGiB?: number;
+  /** Ping-pong: CPU of both ends per round trip, µs. */
+  cpuUsPerRoundTrip?: number;
   /** CPU of the emulator's broker per GiB (not in the issue's record; shown in the table). */
   brokerSecPerGiB?: number;
 }
@@ -93,6 +96,8 @@ export interface RunOptions {
   seconds: number;
   /** Node flags for the TS peers (e.g. --cpu-prof). */
   nodeArgs: string[];
+  /** The cores each end runs on. */
+  placement: Placement;
 }
 
 /** Argv of one end. `side` is 'c', 'ts' or 'unix'. */
@@ -101,9 +106,10 @@ function endArgv(c: Case, side: string, server: boolean, path: string, p: Platfo
   const dom = server ? p.serverDom : p.clientDom;
   const peer = String(server ? p.clientDom : p.serverDom);
   const tail = [String(c.ringSize), String(c.writeSize), String(o.seconds)];
-  if (side === 'c') return [...p.wrap(dom), prog.cPeer, mode, peer, path, ...tail];
+  const pin = server ? o.placement.server : o.placement.client;
+  if (side === 'c') return [...p.wrap(dom), ...pin, prog.cPeer, mode, peer, path, ...tail];
   const transport = side === 'unix' ? 'unix' : 'vchan';
-  const argv = [process.execPath, ...o.nodeArgs, prog.tsPeer, mode, c.api === 'c' ? 'vchan' : c.api, transport, peer, path, ...tail];
+  const argv = [...pin, process.execPath, ...o.nodeArgs, prog.tsPeer, mode, c.api === 'c' ? 'vchan' : c.api, transport, peer, path, ...tail];
   return side === 'unix' ? argv : [...p.wrap(dom), ...argv];
 }
 
@@ -123,8 +129,10 @@ function figures(c: Case, s: Line, cl: Line, brokerCpu: number): Figures {
         brokerSecPerGiB: brokerCpu / (bytes / GiB),
       };
     }
-    case 'pingpong':
-      return { latencyUsP50: cl.p50!, latencyUsP99: cl.p99!, opsPerSec: cl.count! / cl.seconds! };
+    case 'pingpong': {
+      const cpu = s.cpu !== undefined && cl.cpu !== undefined ? ((s.cpu + cl.cpu) / cl.count!) * 1e6 : undefined;
+      return { latencyUsP50: cl.p50!, latencyUsP99: cl.p99!, opsPerSec: cl.count! / cl.seconds!, cpuUsPerRoundTrip: cpu };
+    }
     case 'connect':
       return { opsPerSec: s.cycles! / s.seconds! };
   }

@@ -131,6 +131,7 @@ function isServer(a: PeerArgs): boolean {
 
 async function echo(a: PeerArgs, backend?: XenBackend): Promise<object> {
   const s = await open(a, backend, true);
+  const c0 = process.cpuUsage();
   s.on('data', (chunk: Buffer) => {
     if (!s.write(chunk)) {
       s.pause();
@@ -138,8 +139,9 @@ async function echo(a: PeerArgs, backend?: XenBackend): Promise<object> {
     }
   });
   await first(s, ['end', 'close', 'error']);
+  const cpu = cpuSince(c0);
   s.destroy();
-  return {};
+  return { cpu };
 }
 
 async function ping(a: PeerArgs, backend?: XenBackend): Promise<object> {

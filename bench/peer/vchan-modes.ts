@@ -120,6 +120,7 @@ async function echo(a: PeerArgs, backend: XenBackend): Promise<object> {
   const v = await serve(a, backend);
   print({ event: 'listening' });
   const buf = Buffer.allocUnsafe(a.size);
+  const c0 = process.cpuUsage();
   try {
     for (;;) {
       const n = v.read(buf);
@@ -129,8 +130,9 @@ async function echo(a: PeerArgs, backend: XenBackend): Promise<object> {
   } catch (e) {
     if (!isPeerClosed(e)) throw e;
   }
+  const cpu = cpuSince(c0);
   await v.close();
-  return {};
+  return { cpu };
 }
 
 async function ping(a: PeerArgs, backend: XenBackend): Promise<object> {

@@ -22,11 +22,13 @@ it('npm run bench writes one record per measurement with the fields of the issue
       { cwd: REPO_ROOT, maxBuffer: 1 << 20 },
     );
     expect(stdout).toContain('| 64 KiB | 1 MiB | C↔C | c |');
-    expect(stdout).toMatch(/TS↔TS bulk 64 KiB writes \/ 1 MiB ring ≥ 1\.0× C↔C \| [\d.]+× \| \*\*(met|short)\*\* \|/);
+    expect(stdout).toMatch(/\| bulk 64 KiB writes, 1 MiB ring, Vchan TS↔TS ≥ 1\.0× C↔C \| [\d.]+× ±\d+% \| \*\*(met|short|noisy)\*\* \|/);
+    expect(stdout).toMatch(/^placement: (server pinned to CPU 0, client to CPU 1|not pinned \(.+\))/m);
+    expect(stdout).toMatch(/^load average \(1\/5\/15 min\): [\d.]+ \/ [\d.]+ \/ [\d.]+ before, [\d.]+ \/ [\d.]+ \/ [\d.]+ after$/m);
     const records = JSON.parse(readFileSync(json, 'utf8')) as Record<string, unknown>[];
     expect(records.map((r) => `${r.scenario} ${r.impl} ${r.api}`)).toEqual(['bulk c-c c', 'bulk ts-ts vchan', 'bulk shm-limit c', 'pingpong ts-ts vchan']);
     for (const r of records) {
-      expect(Object.keys(r).every((k) => ['scenario', 'impl', 'api', 'writeSize', 'ringSize', 'mbps', 'latencyUsP50', 'latencyUsP99', 'opsPerSec', 'cpuSecPerGiB', 'runs'].includes(k))).toBe(true);
+      expect(Object.keys(r).every((k) => ['scenario', 'impl', 'api', 'writeSize', 'ringSize', 'mbps', 'latencyUsP50', 'latencyUsP99', 'opsPerSec', 'cpuSecPerGiB', 'cpuUsPerRoundTrip', 'runs'].includes(k))).toBe(true);
       expect(r.runs).toHaveLength(1);
     }
     const [cc, ts, shm, pp] = records;
@@ -38,6 +40,7 @@ it('npm run bench writes one record per measurement with the fields of the issue
     expect(pp).toMatchObject({ writeSize: 64 });
     expect(pp!.latencyUsP50).toBeGreaterThan(0);
     expect(pp!.latencyUsP99).toBeGreaterThanOrEqual(pp!.latencyUsP50 as number);
+    expect(pp!.cpuUsPerRoundTrip).toBeGreaterThan(0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
