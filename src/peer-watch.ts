@@ -9,11 +9,19 @@
  * only a domain that was seen alive can die. A client's peer certainly
  * existed (it published entries and granted the pages we mapped): pass
  * `existed`, and a home already gone at the first look means destroyed.
+ * A server learns later that its client existed (it mapped the page and went
+ * live): it calls `existed()`, and a home gone by then means destroyed too.
  * Unreadable (EACCES, as in a domU looking at dom0) counts as alive.
  */
 import type { Store, StoreWatch } from './backend.js';
 
-export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
+/** A watch on the peer's domain. */
+export interface PeerWatch extends StoreWatch {
+  /** The peer's domain certainly existed (its client connected): look again, with that known. */
+  existed(): void;
+}
+
+export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<PeerWatch> {
   const node = `/local/domain/${peer}/domid`;
   let seen = existed;
   let gone = false;
@@ -65,5 +73,10 @@ export async function watchPeerDomain(store: Store, peer: number, existed: boole
     },
     ref: () => watches.forEach((w) => w.ref?.()),
     unref: () => watches.forEach((w) => w.unref?.()),
+    existed() {
+      if (seen) return;
+      seen = true;
+      check();
+    },
   };
 }

@@ -6,7 +6,7 @@
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
 import { abortedError, protocolError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
-import { watchPeerDomain } from './peer-watch.js';
+import { watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import { Releases } from './releases.js';
 import { RingReader, RingWriter } from './ring.js';
 
@@ -23,6 +23,8 @@ export interface ChannelParts {
   readonly releases: Releases;
   /** What keeps the process alive while the channel is open (the port, the peer watch). */
   readonly handles: readonly KeepAliveHandle[];
+  /** Server: the client is seen connected, so its domain existed (a home gone now means destroyed). */
+  readonly peerExisted?: () => void;
 }
 
 /** u32 word indices of each ring's counters in the control page. */
@@ -101,6 +103,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       port,
       releases,
       handles: watch ? [port, watch] : [port],
+      peerExisted: () => watch?.existed(),
     };
   });
 }
@@ -113,7 +116,7 @@ async function watchPeer(
   existed: boolean,
   onGone: () => void,
   releases: Releases,
-): Promise<StoreWatch | undefined> {
+): Promise<PeerWatch | undefined> {
   if (peer === self) return undefined;
   const watch = await watchPeerDomain(backend.store, peer, existed, onGone);
   releases.push(() => watch.close());
