@@ -64,6 +64,8 @@ function hint(syscall: string, code: string, path: string | undefined): string |
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) EINVAL':
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) ENOENT':
       return 'binding the peer\'s event channel failed: the port is not offered to this domain (a stale xenstore entry, or the peer went away)';
+    case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) ESRCH':
+      return 'binding the peer\'s event channel failed: the peer\'s domain does not exist (it was destroyed; its xenstore entries were stale)';
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) EPERM':
     case 'ioctl(IOCTL_EVTCHN_BIND_UNBOUND_PORT) EPERM':
       return 'event channel binding refused: this evtchn handle is restricted to another domain, or the hypervisor denied it';
