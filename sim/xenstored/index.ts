@@ -5,7 +5,7 @@
  * Behaviour not emulated is listed in README.md beside this file.
  */
 import type { Socket } from 'node:net';
-import { XenstoreDaemon, type XenstoredStats } from './daemon.js';
+import { XenstoreDaemon, type FaultHook, type XenstoredStats } from './daemon.js';
 import { resolveLimits, type XenstoredLimits } from './limits.js';
 
 export type { XenstoredLimits } from './limits.js';
@@ -16,8 +16,9 @@ export class Xenstored {
   private readonly daemon: XenstoreDaemon;
 
   /** Starts with `/`, `/tool/xenstored` and `/local/domain/0` (domid, name). */
-  constructor(options?: Partial<XenstoredLimits>) {
-    this.daemon = new XenstoreDaemon(resolveLimits(options));
+  /** `fault`, if given, is asked about every request (`xs:<TYPE>`): an errno name fails it (ECONNRESET drops the connection). */
+  constructor(options?: Partial<XenstoredLimits>, fault?: FaultHook) {
+    this.daemon = new XenstoreDaemon(resolveLimits(options), fault);
   }
 
   /**
