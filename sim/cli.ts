@@ -26,6 +26,9 @@ const USAGE = `usage:
                                     EVTCHN_BIND_INTERDOMAIN, ...), MMAP, or xs:<TYPE> (xs:WRITE, ...;
                                     ECONNRESET drops the xenstore connection)
   xensim unfail [--domid N]         forget those faults (JSON: the ones not used up)
+  xensim restart-xenstore [--fresh] [--down-ms N]
+                                    xenstored drops every connection and refuses new ones for N ms;
+                                    --fresh: it comes back with nothing but the domains' homes
   xensim broker                     run the broker in the foreground
   xensim --version                  the package's version
 environment: XENSIM_DIR (default /tmp/xensim-$UID), XENSIM_GNTALLOC_LIMIT (pages per domain, 1024),
@@ -218,6 +221,20 @@ async function cmdUnfail(args: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdRestartXenstore(args: string[]): Promise<number> {
+  const down = option(args, '--down-ms');
+  const downMs = down === undefined ? 0 : Number(down);
+  if (!Number.isInteger(downMs) || downMs < 0) throw new UsageError(`--down-ms must be a number of milliseconds, not ${down}`);
+  const c = await tryControl(stateDir());
+  if (!c) throw new Error(`no broker running in ${stateDir()} (xensim start)`);
+  try {
+    await c.request({ op: 'restart-xenstore', fresh: args.includes('--fresh'), downMs });
+  } finally {
+    c.close();
+  }
+  return 0;
+}
+
 async function cmdRun(args: string[]): Promise<number> {
   const { domid, name, rest } = parseDomid(args);
   if (rest.length === 0) throw new UsageError('run needs a command after --');
@@ -295,6 +312,8 @@ async function main(argv: string[]): Promise<number> {
       return cmdFail(args);
     case 'unfail':
       return cmdUnfail(args);
+    case 'restart-xenstore':
+      return cmdRestartXenstore(args);
     case 'broker':
       return cmdBroker();
     case undefined:

@@ -82,17 +82,22 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
     page.storeByte(Offsets.CLI_NOTIFY, Notify.WRITE);
 
     const self = await backend.domainId();
-    await backend.store.writeAll(
-      [
-        [`${s.path}/ring-ref`, String(control.refs[0])],
-        [`${s.path}/event-channel`, String(port.port)],
-      ],
-      [
-        { domid: self, access: 'none' },
-        { domid: peer, access: 'read' },
-      ],
-    );
+    const entries: Array<[string, string]> = [
+      [`${s.path}/ring-ref`, String(control.refs[0])],
+      [`${s.path}/event-channel`, String(port.port)],
+    ];
+    const permissions = [
+      { domid: self, access: 'none' as const },
+      { domid: peer, access: 'read' as const },
+    ];
+    await backend.store.writeAll(entries, permissions);
     releases.push(() => backend.store.remove(s.path));
+    // A xenstore that came back may have lost the offer: publish it again while the client has not come.
+    const unlisten = backend.store.onReconnect?.(() => {
+      if (page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
+      void backend.store.writeAll(entries, permissions).catch(() => undefined); // lost again: the next reconnect retries
+    });
+    if (unlisten) releases.push(unlisten);
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
 
     return {

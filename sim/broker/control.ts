@@ -11,6 +11,7 @@ import type { Broker } from './broker.js';
  *   {"op":"fail","domid":N,"call":"GNTALLOC_ALLOC_GREF","errno":"ENOSPC","skip":0,"count":1}
  *                                        -> {}: that call from domain N fails (faults.ts)
  *   {"op":"unfail","domid":N?}           -> {"left":[rules not used up]}
+ *   {"op":"restart-xenstore","fresh":B,"downMs":N} -> {}: xenstored drops every connection (Xenstored.restart)
  *   {"op":"stop"}                        -> {} then the broker exits
  * Errors come back as {"error": "..."}.
  */
@@ -21,6 +22,7 @@ export type ControlRequest =
   | { op: 'destroy'; domid: number }
   | { op: 'fail'; domid: number; call: string; errno: string; skip?: number; count?: number }
   | { op: 'unfail'; domid?: number }
+  | { op: 'restart-xenstore'; fresh?: boolean; downMs?: number }
   | { op: 'stop' };
 
 export function serveControl(broker: Broker, socket: Socket): void {
@@ -63,6 +65,9 @@ export function serveControl(broker: Broker, socket: Socket): void {
           return {};
         case 'unfail':
           return { left: broker.faults.clear(req.domid) };
+        case 'restart-xenstore':
+          broker.xenstored.restart({ fresh: req.fresh === true, downMs: req.downMs ?? 0 });
+          return {};
         case 'stop':
           setImmediate(() => broker.stop());
           return {};

@@ -260,6 +260,16 @@ export class XenstoreDaemon implements Daemon {
     this.closed = true;
     for (const c of [...this.connections]) c.close();
   }
+
+  /** Drops every connection (their watches and transactions go with them); the store stays. */
+  dropConnections(): void {
+    for (const c of [...this.connections]) c.close();
+  }
+
+  /** The introduced domains and their names. */
+  domainList(): Array<[number, string]> {
+    return [...this.domains];
+  }
 }
 
 function checkDomid(domid: number): void {

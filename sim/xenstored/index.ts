@@ -13,12 +13,36 @@ export type { XenstoredStats } from './daemon.js';
 export { DEFAULT_LIMITS } from './limits.js';
 
 export class Xenstored {
-  private readonly daemon: XenstoreDaemon;
+  private daemon: XenstoreDaemon;
+  /** Connections are refused until then (a restart in progress). */
+  private downUntil = 0;
 
-  /** Starts with `/`, `/tool/xenstored` and `/local/domain/0` (domid, name). */
-  /** `fault`, if given, is asked about every request (`xs:<TYPE>`): an errno name fails it (ECONNRESET drops the connection). */
-  constructor(options?: Partial<XenstoredLimits>, fault?: FaultHook) {
+  /**
+   * Starts with `/`, `/tool/xenstored` and `/local/domain/0` (domid, name).
+   * `fault`, if given, is asked about every request (`xs:<TYPE>`): an errno
+   * name fails it (ECONNRESET drops the connection).
+   */
+  constructor(
+    private readonly options?: Partial<XenstoredLimits>,
+    private readonly fault?: FaultHook,
+  ) {
     this.daemon = new XenstoreDaemon(resolveLimits(options), fault);
+  }
+
+  /**
+   * xenstored goes away and comes back: every connection is dropped (with
+   * its watches and transactions), new ones are refused for `downMs`, and
+   * with `fresh` the store starts again from nothing but the domains' homes
+   * (what a xenstored restarted without its database has; otherwise the
+   * store is kept, as after a restart from a saved database).
+   */
+  restart(options: { fresh?: boolean; downMs?: number } = {}): void {
+    this.downUntil = Date.now() + (options.downMs ?? 0);
+    if (!options.fresh) return this.daemon.dropConnections();
+    const old = this.daemon;
+    old.close();
+    this.daemon = new XenstoreDaemon(resolveLimits(this.options), this.fault);
+    for (const [domid, name] of old.domainList()) this.daemon.addDomain(domid, name);
   }
 
   /**
@@ -32,6 +56,7 @@ export class Xenstored {
 
   /** Serves the wire protocol on `socket` as domain `domid` (0 = privileged). */
   connect(socket: Socket, domid: number): void {
+    if (Date.now() < this.downUntil) return void socket.destroy();
     this.daemon.connect(socket, domid);
   }
 

@@ -8,7 +8,7 @@
 import type { Store, StoreAccess, StorePermission, StoreWatch } from '../backend.js';
 import { VchanError } from '../errors.js';
 import { describe } from '../validate.js';
-import { XsConnection } from './xenstore-connection.js';
+import { XsConnection, type WatchHandler } from './xenstore-connection.js';
 import {
   encodePermissions,
   encodeWritePayload,
@@ -85,7 +85,7 @@ function isMissing(error: unknown): boolean {
 /** The operations, bound to one transaction id (0 = none). */
 class Ops implements XenStoreOps {
   constructor(
-    protected readonly conn: XsConnection,
+    protected conn: XsConnection,
     protected readonly txId: number,
   ) {}
 
@@ -196,9 +196,24 @@ class Ops implements XenStoreOps {
   }
 }
 
+/** Waits between attempts to connect again after the connection was lost: doubling, up to the last. */
+const RECONNECT_MS = { first: 20, max: 1000 };
+
+interface Watcher {
+  path: string;
+  handler: WatchHandler;
+  referenced: boolean;
+}
+
 export class XenStore extends Ops implements Store {
   private readonly maxAttempts: number;
+  private readonly path: string | undefined;
   private nextToken = 1;
+  /** Registered watches, to register again on a new connection. */
+  private readonly watchers = new Map<string, Watcher>();
+  private readonly reconnectListeners = new Set<() => void>();
+  private closedByUser = false;
+  private reconnecting = false;
 
   /** Starts connecting at once; requests wait for the connection. See also XenStore.connect. */
   constructor(options: XenStoreOptions = {}) {
@@ -208,8 +223,64 @@ export class XenStore extends Ops implements Store {
       throw new TypeError(`options.path must be a non-empty string, got ${describe(path)}`);
     }
     if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new RangeError(`options.maxAttempts must be a positive integer, got ${describe(maxAttempts)}`);
-    super(new XsConnection(path), 0);
+    const lost = { self: undefined as XenStore | undefined };
+    super(new XsConnection(path, () => lost.self?.lost()), 0);
+    lost.self = this;
+    this.path = path;
     this.maxAttempts = maxAttempts;
+  }
+
+  /**
+   * The connection went away (xenstored restarted, its socket closed):
+   * requests in flight have failed with ECONNRESET, and so does every request
+   * until a new connection answers; one is tried after 20 ms, then after
+   * twice as long each time (up to 1 s), until one does or close() is called.
+   * On the new connection every watch is registered again (so each fires
+   * once, as on registration), then the reconnect listeners run.
+   */
+  private lost(): void {
+    if (this.closedByUser || this.reconnecting) return;
+    this.reconnecting = true;
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let wait = RECONNECT_MS.first; ; wait = Math.min(2 * wait, RECONNECT_MS.max)) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        // Watches that keep the process alive keep it alive while they wait for a connection too.
+        if (![...this.watchers.values()].some((w) => w.referenced)) timer.unref();
+      });
+      if (this.closedByUser) return;
+      const conn = new XsConnection(this.path, () => this.lost());
+      try {
+        // Connected is not enough (a restarting xenstored may accept and drop): it must answer.
+        await conn.request(XsType.GET_DOMAIN_PATH, 0, joinStrings(['0']), 'probe');
+      } catch {
+        conn.close();
+        continue;
+      }
+      if (this.closedByUser) return conn.close();
+      if (conn.isClosed) continue;
+      this.conn = conn;
+      this.reconnecting = false;
+      for (const [token, w] of this.watchers) {
+        conn.addWatchHandler(token, w.handler);
+        if (!w.referenced) conn.setWatchReferenced(token, false);
+        // Lost again meanwhile: the next connection registers it.
+        conn.request(XsType.WATCH, 0, joinStrings([w.path, token]), w.path).catch(() => undefined);
+      }
+      for (const listener of [...this.reconnectListeners]) listener();
+      return;
+    }
+  }
+
+  /** Calls `listener` after each reconnection (see lost()); returns a function that removes it. */
+  onReconnect(listener: () => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`listener must be a function, got ${describe(listener)}`);
+    const entry = () => listener();
+    this.reconnectListeners.add(entry);
+    return () => void this.reconnectListeners.delete(entry);
   }
 
   /** A connected client; rejects (ENOENT, ECONNREFUSED, ...) when xenstore cannot be reached. */
@@ -282,37 +353,55 @@ export class XenStore extends Ops implements Store {
     if (typeof onChange !== 'function') throw new TypeError(`onChange must be a function, got ${describe(onChange)}`);
     const token = `xen-vchan:${this.nextToken++}`;
     let active = true;
+    const watcher: Watcher = {
+      path,
+      handler: (changed) => {
+        if (active) onChange(changed);
+      },
+      referenced: true,
+    };
     // Registered before asking, so the first event cannot be missed.
-    this.conn.addWatchHandler(token, (changed) => {
-      if (active) onChange(changed);
-    });
+    const conn = this.conn;
+    conn.addWatchHandler(token, watcher.handler);
     try {
-      await this.conn.request(XsType.WATCH, 0, joinStrings([path, token]), path);
+      await conn.request(XsType.WATCH, 0, joinStrings([path, token]), path);
     } catch (error) {
-      this.conn.removeWatchHandler(token);
+      conn.removeWatchHandler(token);
       throw error;
     }
+    // From now on a new connection registers it again.
+    this.watchers.set(token, watcher);
     let closing: Promise<void> | undefined;
     return {
       close: () => {
         closing ??= (async () => {
           active = false;
-          this.conn.removeWatchHandler(token);
-          if (this.conn.isClosed) return;
-          await this.conn.request(XsType.UNWATCH, 0, joinStrings([path, token]), path).catch((error: unknown) => {
+          this.watchers.delete(token);
+          const now = this.conn;
+          now.removeWatchHandler(token);
+          if (now.isClosed) return;
+          await now.request(XsType.UNWATCH, 0, joinStrings([path, token]), path).catch((error: unknown) => {
             // The connection went away meanwhile: the watch went with it.
-            if (!this.conn.isClosed) throw error;
+            if (!now.isClosed) throw error;
           });
         })();
         return closing;
       },
-      ref: () => this.conn.setWatchReferenced(token, true),
-      unref: () => this.conn.setWatchReferenced(token, false),
+      ref: () => {
+        watcher.referenced = true;
+        this.conn.setWatchReferenced(token, true);
+      },
+      unref: () => {
+        watcher.referenced = false;
+        this.conn.setWatchReferenced(token, false);
+      },
     };
   }
 
-  /** Closes the connection; pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
+  /** Closes the connection (and stops making a lost one again); pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
   close(): void {
+    this.closedByUser = true;
+    this.reconnectListeners.clear();
     this.conn.close();
   }
 }
