@@ -20,6 +20,15 @@ const USAGE = `usage:
                                     run cmd as a process of domain N (0 = privileged);
                                     uses the running broker, or a private one for cmd's lifetime
   xensim create --domid N [--name NAME] | destroy --domid N
+  xensim fail --domid N --call CALL --errno E [--skip K] [--count M]
+                                    the next M calls CALL from domain N (after K pass) fail with errno E:
+                                    an ioctl name (GNTALLOC_ALLOC_GREF, GNTDEV_MAP_GRANT_REF,
+                                    EVTCHN_BIND_INTERDOMAIN, ...), MMAP, or xs:<TYPE> (xs:WRITE, ...;
+                                    ECONNRESET drops the xenstore connection)
+  xensim unfail [--domid N]         forget those faults (JSON: the ones not used up)
+  xensim restart-xenstore [--fresh] [--down-ms N]
+                                    xenstored drops every connection and refuses new ones for N ms;
+                                    --fresh: it comes back with nothing but the domains' homes
   xensim broker                     run the broker in the foreground
   xensim --version                  the package's version
 environment: XENSIM_DIR (default /tmp/xensim-$UID), XENSIM_GNTALLOC_LIMIT (pages per domain, 1024),
@@ -171,6 +180,61 @@ async function cmdDomain(op: 'create' | 'destroy', args: string[]): Promise<numb
   return 0;
 }
 
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function cmdFail(args: string[]): Promise<number> {
+  const { domid, rest } = parseDomid(args);
+  const call = option(rest, '--call');
+  const errno = option(rest, '--errno');
+  if (!call || !errno) throw new UsageError('fail needs --call CALL and --errno E');
+  const count = (name: string, fallback: number) => {
+    const v = option(rest, name);
+    const n = v === undefined ? fallback : Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a count, not ${v}`);
+    return n;
+  };
+  const c = await tryControl(stateDir());
+  if (!c) throw new Error(`no broker running in ${stateDir()} (xensim start)`);
+  try {
+    await c.request({ op: 'fail', domid, call, errno, skip: count('--skip', 0), count: count('--count', 1) });
+  } finally {
+    c.close();
+  }
+  return 0;
+}
+
+async function cmdUnfail(args: string[]): Promise<number> {
+  const i = args.indexOf('--domid');
+  const domid = i >= 0 ? Number(args[i + 1]) : undefined;
+  const c = await tryControl(stateDir());
+  if (!c) throw new Error(`no broker running in ${stateDir()} (xensim start)`);
+  let out: unknown;
+  try {
+    out = await c.request({ op: 'unfail', ...(domid !== undefined ? { domid } : {}) });
+  } finally {
+    c.close();
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+  return 0;
+}
+
+async function cmdRestartXenstore(args: string[]): Promise<number> {
+  const down = option(args, '--down-ms');
+  const downMs = down === undefined ? 0 : Number(down);
+  if (!Number.isInteger(downMs) || downMs < 0) throw new UsageError(`--down-ms must be a number of milliseconds, not ${down}`);
+  const c = await tryControl(stateDir());
+  if (!c) throw new Error(`no broker running in ${stateDir()} (xensim start)`);
+  try {
+    await c.request({ op: 'restart-xenstore', fresh: args.includes('--fresh'), downMs });
+  } finally {
+    c.close();
+  }
+  return 0;
+}
+
 async function cmdRun(args: string[]): Promise<number> {
   const { domid, name, rest } = parseDomid(args);
   if (rest.length === 0) throw new UsageError('run needs a command after --');
@@ -244,6 +308,12 @@ async function main(argv: string[]): Promise<number> {
     case 'create':
     case 'destroy':
       return cmdDomain(cmd, args);
+    case 'fail':
+      return cmdFail(args);
+    case 'unfail':
+      return cmdUnfail(args);
+    case 'restart-xenstore':
+      return cmdRestartXenstore(args);
     case 'broker':
       return cmdBroker();
     case undefined:

@@ -107,6 +107,12 @@ export interface Store {
    * Special paths `@releaseDomain` / `@introduceDomain` are allowed.
    */
   watch(path: string, onChange: (changed: string) => void): Promise<StoreWatch>;
+  /**
+   * Optional, for a store whose connection can be lost and made again
+   * (`XenStore`): calls `listener` each time it is connected again, after its
+   * watches were registered again. Returns a function that removes it.
+   */
+  onReconnect?(listener: () => void): () => void;
 }
 
 /** Everything the protocol needs from the system: grants, event channels, xenstore. `XenBackend` is the real one; `xen-vchan/memory` emulates one. */

@@ -172,7 +172,11 @@ export class Vchan {
     const live = this.parts.page.loadByte(this.peerLiveOffset);
     // A peer that went away stays gone, whatever it writes later.
     if (live === Live.CONNECTED) {
-      this.peerSeenConnected = true;
+      if (!this.peerSeenConnected) {
+        this.peerSeenConnected = true;
+        // A client that connected certainly had a domain: if it is gone already, it was destroyed.
+        this.parts.peerExisted?.();
+      }
       return 1;
     }
     if (live === Live.WAITING && this.role === 'server') return this.peerSeenConnected ? 1 : 2;

@@ -15,9 +15,17 @@
  * only a domain that was seen alive can die. A client's peer certainly
  * existed (it published entries and granted the pages we mapped): pass
  * `existed`, and a home already gone at the first look means destroyed.
+ * A server learns later that its client existed (it mapped the page and went
+ * live): it calls `existed()`, and a home gone by then means destroyed too.
  * Unreadable (EACCES, as in a domU looking at dom0) counts as alive.
  */
 import type { Store, StoreWatch } from './backend.js';
+
+/** A watch on the peer's domain. */
+export interface PeerWatch extends StoreWatch {
+  /** The peer's domain certainly existed (its client connected): look again, with that known. */
+  existed(): void;
+}
 
 interface Follower {
   /** The domain was alive (or certainly existed) while this one followed it. */
@@ -39,13 +47,13 @@ class DomainMonitor {
 
   constructor(private readonly store: Store) {}
 
-  async follow(peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
+  async follow(peer: number, existed: boolean, onGone: () => void): Promise<PeerWatch> {
     const follower: Follower = { seen: existed, referenced: true, onGone };
     const domain = this.domainOf(peer);
     domain.followers.add(follower);
     const release = (this.release ??= this.watchOrNothing('@releaseDomain', () => this.checkAll()));
     let closed = false;
-    const handle: StoreWatch = {
+    const handle: PeerWatch = {
       close: async () => {
         if (closed) return;
         closed = true;
@@ -60,6 +68,11 @@ class DomainMonitor {
       unref: () => {
         follower.referenced = false;
         this.refreshReferenced(domain);
+      },
+      existed: () => {
+        if (closed || follower.seen) return;
+        follower.seen = true;
+        void this.check(peer, domain);
       },
     };
     try {
@@ -163,7 +176,7 @@ class DomainMonitor {
 const monitors = new WeakMap<Store, DomainMonitor>();
 
 /** Calls `onGone` once when domain `peer` is seen destroyed; see the file comment for `existed`. */
-export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<StoreWatch> {
+export async function watchPeerDomain(store: Store, peer: number, existed: boolean, onGone: () => void): Promise<PeerWatch> {
   let monitor = monitors.get(store);
   if (!monitor) monitors.set(store, (monitor = new DomainMonitor(store)));
   return monitor.follow(peer, existed, onGone);

@@ -6,7 +6,7 @@
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
 import { abortedError, protocolError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
-import { watchPeerDomain } from './peer-watch.js';
+import { watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import { Releases } from './releases.js';
 import { RingReader, RingWriter } from './ring.js';
 
@@ -23,6 +23,8 @@ export interface ChannelParts {
   readonly releases: Releases;
   /** What keeps the process alive while the channel is open (the port, the peer watch). */
   readonly handles: readonly KeepAliveHandle[];
+  /** Server: the client is seen connected, so its domain existed (a home gone now means destroyed). */
+  readonly peerExisted?: () => void;
 }
 
 /** u32 word indices of each ring's counters in the control page. */
@@ -82,18 +84,22 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
     page.storeByte(Offsets.CLI_NOTIFY, Notify.WRITE);
 
     const self = await backend.domainId();
-    await backend.store.writeAll(
-      [
-        [`${s.path}/ring-ref`, String(control.refs[0])],
-        [`${s.path}/event-channel`, String(port.port)],
-      ],
-      [
-        { domid: self, access: 'none' },
-        { domid: peer, access: 'read' },
-      ],
-      { signal: s.signal },
-    );
+    const entries: Array<[string, string]> = [
+      [`${s.path}/ring-ref`, String(control.refs[0])],
+      [`${s.path}/event-channel`, String(port.port)],
+    ];
+    const permissions = [
+      { domid: self, access: 'none' as const },
+      { domid: peer, access: 'read' as const },
+    ];
+    await backend.store.writeAll(entries, permissions, { signal: s.signal });
     releases.push(() => backend.store.remove(s.path));
+    // A xenstore that came back may have lost the offer: publish it again while the client has not come.
+    const unlisten = backend.store.onReconnect?.(() => {
+      if (page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
+      void backend.store.writeAll(entries, permissions).catch(() => undefined); // lost again: the next reconnect retries
+    });
+    if (unlisten) releases.push(unlisten);
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
 
     return {
@@ -104,6 +110,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       port,
       releases,
       handles: watch ? [port, watch] : [port],
+      peerExisted: () => watch?.existed(),
     };
   });
 }
@@ -116,7 +123,7 @@ async function watchPeer(
   existed: boolean,
   onGone: () => void,
   releases: Releases,
-): Promise<StoreWatch | undefined> {
+): Promise<PeerWatch | undefined> {
   if (peer === self) return undefined;
   const watch = await watchPeerDomain(backend.store, peer, existed, onGone);
   releases.push(() => watch.close());

@@ -13,7 +13,7 @@
  */
 import { Duplex, type DuplexOptions } from 'node:stream';
 import type { Vchan } from './channel.js';
-import { peerClosedError, type VchanError } from './errors.js';
+import { ErrorCodes, peerClosedError, type VchanError } from './errors.js';
 
 /** Options of `new VchanStream()`: a Duplex's, less the implementation hooks. */
 export type VchanStreamOptions = Omit<DuplexOptions, 'read' | 'write' | 'writev' | 'final' | 'destroy' | 'construct'>;
@@ -66,6 +66,8 @@ interface PendingWrite {
   index: number;
   offset: number;
   callback: (error?: Error | null) => void;
+  /** The peer closed under this write: it fails with this once the readable side has ended. */
+  failed?: Error;
 }
 
 /** An error on a VchanStream: a VchanError, or what destroy(err) was given. */
@@ -430,6 +432,11 @@ export class VchanStream extends Duplex {
     const pending = this.pendingWrite;
     const vchan = this.channel;
     if (!pending || !vchan) return;
+    if (pending.failed) {
+      if (!this.readableEnded) return;
+      this.pendingWrite = undefined;
+      return pending.callback(pending.failed);
+    }
     try {
       while (pending.index < pending.chunks.length) {
         const chunk = pending.chunks[pending.index]!;
@@ -446,6 +453,14 @@ export class VchanStream extends Duplex {
         }
       }
     } catch (error) {
+      // The peer closed under our write: what it wrote is delivered first, then 'end', then the
+      // write fails (its failure would destroy the stream, and the peer's last bytes with it).
+      if ((error as VchanError).code === ErrorCodes.PEER_CLOSED && !this.readableEnded) {
+        pending.failed = error as Error;
+        this.once('end', () => this.continueWrite());
+        if (this.wantRead) this.drain();
+        return;
+      }
       this.pendingWrite = undefined;
       pending.callback(error as Error);
       return;

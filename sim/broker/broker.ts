@@ -16,6 +16,7 @@ import { Session } from './session.js';
 import { EventSlots } from './slots.js';
 import { Kind } from './wire.js';
 import { serveControl } from './control.js';
+import { Faults } from './faults.js';
 
 export interface BrokerOptions {
   /** State directory: sockets and the pid file. */
@@ -32,7 +33,9 @@ const MAX_SLOTS = 1 << 18;
 
 /** One emulated Xen host: domains, grants, event channels and xenstore. */
 export class Broker implements ConnectionHost {
-  readonly xenstored = new Xenstored();
+  /** Calls made to fail on purpose (`xensim fail`). */
+  readonly faults = new Faults();
+  readonly xenstored = new Xenstored({}, (domid, call) => this.faults.take(domid, call));
   readonly pool: PagePool;
   readonly events: EventChannels;
   readonly grants: GrantTables;
@@ -176,7 +179,7 @@ export class Broker implements ConnectionHost {
   // ---- ConnectionHost ----
 
   newSession(domid: number, pid: number): Session {
-    return new Session(this.nextId++, domid, pid, (id) => this.devices.get(id));
+    return new Session(this.nextId++, domid, pid, (id) => this.devices.get(id), this.faults);
   }
 
   newDevice(domid: number, kind: number): Device {

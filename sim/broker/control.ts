@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { constants } from 'node:os';
 import type { Broker } from './broker.js';
 
 /**
@@ -7,6 +8,10 @@ import type { Broker } from './broker.js';
  *   {"op":"hold","domid":N,"name":"x"}   -> {socket, xenstore}; the domain
  *                                          lives while this connection does
  *   {"op":"create"|"destroy","domid":N}  -> {}
+ *   {"op":"fail","domid":N,"call":"GNTALLOC_ALLOC_GREF","errno":"ENOSPC","skip":0,"count":1}
+ *                                        -> {}: that call from domain N fails (faults.ts)
+ *   {"op":"unfail","domid":N?}           -> {"left":[rules not used up]}
+ *   {"op":"restart-xenstore","fresh":B,"downMs":N} -> {}: xenstored drops every connection (Xenstored.restart)
  *   {"op":"stop"}                        -> {} then the broker exits
  * Errors come back as {"error": "..."}.
  */
@@ -15,6 +20,9 @@ export type ControlRequest =
   | { op: 'hold'; domid: number; name?: string }
   | { op: 'create'; domid: number; name?: string }
   | { op: 'destroy'; domid: number }
+  | { op: 'fail'; domid: number; call: string; errno: string; skip?: number; count?: number }
+  | { op: 'unfail'; domid?: number }
+  | { op: 'restart-xenstore'; fresh?: boolean; downMs?: number }
   | { op: 'stop' };
 
 export function serveControl(broker: Broker, socket: Socket): void {
@@ -50,6 +58,15 @@ export function serveControl(broker: Broker, socket: Socket): void {
         }
         case 'destroy':
           broker.destroyDomain(req.domid);
+          return {};
+        case 'fail':
+          if (!(req.errno in constants.errno)) return { error: `not an errno name: ${req.errno}` };
+          broker.faults.add({ domid: req.domid, call: req.call, errno: req.errno, skip: req.skip ?? 0, count: req.count ?? 1 });
+          return {};
+        case 'unfail':
+          return { left: broker.faults.clear(req.domid) };
+        case 'restart-xenstore':
+          broker.xenstored.restart({ fresh: req.fresh === true, downMs: req.downMs ?? 0 });
           return {};
         case 'stop':
           setImmediate(() => broker.stop());

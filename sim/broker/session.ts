@@ -1,7 +1,10 @@
 import type { Device, Mapping } from './device.js';
 import { errnoOf, fail, SimErrno } from './errno.js';
 import { EvtchnDevice } from './evtchn.js';
-import { Op, PAGE_SIZE, reply, type Request } from './wire.js';
+import type { Faults } from './faults.js';
+import { Ioctl, Op, PAGE_SIZE, reply, type Request } from './wire.js';
+
+const IOCTL_NAMES = new Map<number, string>(Object.entries(Ioctl).map(([name, cmd]) => [cmd, name]));
 
 interface Vma {
   mapping: Mapping;
@@ -23,7 +26,14 @@ export class Session {
     readonly domid: number,
     readonly pid: number,
     private readonly devices: (id: number) => Device | undefined,
+    private readonly faults?: Faults,
   ) {}
+
+  /** An injected fault for this call, if any (faults.ts). */
+  private inject(call: string): void {
+    const errno = this.faults?.take(this.domid, call);
+    if (errno !== undefined) fail(errno as Parameters<typeof fail>[0], `injected: ${call} fails with ${errno}`);
+  }
 
   get mappedPages(): number {
     let n = 0;
@@ -39,10 +49,13 @@ export class Session {
     try {
       switch (req.op) {
         case Op.IOCTL: {
-          const r = this.device(req.dev).ioctl(req.arg >>> 0, req.payload);
+          const device = this.device(req.dev);
+          this.inject(IOCTL_NAMES.get(req.arg >>> 0) ?? `ioctl ${req.arg >>> 0}`);
+          const r = device.ioctl(req.arg >>> 0, req.payload);
           return reply(r.result, r.out);
         }
         case Op.MMAP:
+          this.inject('MMAP');
           return this.mmap(req);
         case Op.UNMAP:
           this.unmap(req.arg, req.payload.readUInt32LE(0), req.payload.readUInt32LE(4));

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { xsTypeName, type XsMessage, type XsPermission } from '../../src/xen/xenstore-wire.js';
+import { isXsErrno, XsType, xsTypeName, type XsMessage, type XsPermission } from '../../src/xen/xenstore-wire.js';
 import { Connection } from './connection.js';
 import { XsError, fail } from './errors.js';
 import { HANDLERS, type Daemon } from './handlers.js';
@@ -22,6 +22,9 @@ export interface XenstoredStats {
   perDomain: Record<number, { watches: number; connections: number }>;
 }
 
+/** Asked before each request: an errno name makes it fail (injected faults, sim/broker/faults.ts). */
+export type FaultHook = (domid: number, call: string) => string | undefined;
+
 /** State and rules of the emulated xenstored; Xenstored is its public face. */
 export class XenstoreDaemon implements Daemon {
   readonly store = new Store();
@@ -34,7 +37,10 @@ export class XenstoreDaemon implements Daemon {
   private nextConnId = 1;
   private closed = false;
 
-  constructor(readonly limits: XenstoredLimits) {
+  constructor(
+    readonly limits: XenstoredLimits,
+    private readonly fault?: FaultHook,
+  ) {
     this.store.write('/', { value: Buffer.alloc(0), perms: [{ domid: 0, access: 'n' }], children: [] });
     const ctx = this.privilegedContext();
     ops.mkdir(ctx, '/tool/xenstored');
@@ -58,6 +64,13 @@ export class XenstoreDaemon implements Daemon {
   }
 
   private dispatch(conn: Connection, msg: XsMessage): void {
+    const injected = this.fault?.(conn.domid, `xs:${xsTypeName(msg.type)}`);
+    if (injected === 'ECONNRESET') return conn.close();
+    if (injected !== undefined) {
+      // A transaction whose end fails is over, as in xenstored (its changes are dropped).
+      if (msg.type === XsType.TRANSACTION_END) conn.transactions.delete(msg.txId);
+      return conn.replyError(msg, isXsErrno(injected) ? injected : 'EIO');
+    }
     const handler = HANDLERS.get(msg.type);
     if (!handler) return conn.replyError(msg, 'ENOSYS');
     if (handler.privileged && !conn.caller.privileged) return conn.replyError(msg, 'EACCES');
@@ -246,6 +259,16 @@ export class XenstoreDaemon implements Daemon {
   close(): void {
     this.closed = true;
     for (const c of [...this.connections]) c.close();
+  }
+
+  /** Drops every connection (their watches and transactions go with them); the store stays. */
+  dropConnections(): void {
+    for (const c of [...this.connections]) c.close();
+  }
+
+  /** The introduced domains and their names. */
+  domainList(): Array<[number, string]> {
+    return [...this.domains];
   }
 }
 

@@ -5,7 +5,7 @@
  * Behaviour not emulated is listed in README.md beside this file.
  */
 import type { Socket } from 'node:net';
-import { XenstoreDaemon, type XenstoredStats } from './daemon.js';
+import { XenstoreDaemon, type FaultHook, type XenstoredStats } from './daemon.js';
 import { resolveLimits, type XenstoredLimits } from './limits.js';
 
 export type { XenstoredLimits } from './limits.js';
@@ -13,11 +13,36 @@ export type { XenstoredStats } from './daemon.js';
 export { DEFAULT_LIMITS } from './limits.js';
 
 export class Xenstored {
-  private readonly daemon: XenstoreDaemon;
+  private daemon: XenstoreDaemon;
+  /** Connections are refused until then (a restart in progress). */
+  private downUntil = 0;
 
-  /** Starts with `/`, `/tool/xenstored` and `/local/domain/0` (domid, name). */
-  constructor(options?: Partial<XenstoredLimits>) {
-    this.daemon = new XenstoreDaemon(resolveLimits(options));
+  /**
+   * Starts with `/`, `/tool/xenstored` and `/local/domain/0` (domid, name).
+   * `fault`, if given, is asked about every request (`xs:<TYPE>`): an errno
+   * name fails it (ECONNRESET drops the connection).
+   */
+  constructor(
+    private readonly options?: Partial<XenstoredLimits>,
+    private readonly fault?: FaultHook,
+  ) {
+    this.daemon = new XenstoreDaemon(resolveLimits(options), fault);
+  }
+
+  /**
+   * xenstored goes away and comes back: every connection is dropped (with
+   * its watches and transactions), new ones are refused for `downMs`, and
+   * with `fresh` the store starts again from nothing but the domains' homes
+   * (what a xenstored restarted without its database has; otherwise the
+   * store is kept, as after a restart from a saved database).
+   */
+  restart(options: { fresh?: boolean; downMs?: number } = {}): void {
+    this.downUntil = Date.now() + (options.downMs ?? 0);
+    if (!options.fresh) return this.daemon.dropConnections();
+    const old = this.daemon;
+    old.close();
+    this.daemon = new XenstoreDaemon(resolveLimits(this.options), this.fault);
+    for (const [domid, name] of old.domainList()) this.daemon.addDomain(domid, name);
   }
 
   /**
@@ -31,6 +56,7 @@ export class Xenstored {
 
   /** Serves the wire protocol on `socket` as domain `domid` (0 = privileged). */
   connect(socket: Socket, domid: number): void {
+    if (Date.now() < this.downUntil) return void socket.destroy();
     this.daemon.connect(socket, domid);
   }
 

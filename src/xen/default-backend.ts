@@ -3,8 +3,9 @@
  * process, shared, so that a process with hundreds of channels holds one
  * xenstore connection (xenstored counts connections and watches per
  * domain) and one set of device fds. It lives while anything uses it and
- * is closed when the last user lets go; the next user opens a fresh one,
- * as does anyone after its xenstore connection was lost.
+ * is closed when the last user lets go; the next user opens a fresh one.
+ * A lost xenstore connection is not a reason for a new one: its XenStore
+ * connects again by itself.
  */
 import { XenBackend } from './backend.js';
 
@@ -17,7 +18,7 @@ export interface BackendLease {
 let shared: { backend: XenBackend; users: number } | undefined;
 
 export function leaseDefaultBackend(): BackendLease {
-  if (!shared || shared.backend.store.isClosed) shared = { backend: new XenBackend(), users: 0 };
+  if (!shared) shared = { backend: new XenBackend(), users: 0 };
   const entry = shared;
   entry.users++;
   let released = false;

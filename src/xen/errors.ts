@@ -61,9 +61,14 @@ function hint(syscall: string, code: string, path: string | undefined): string |
       return 'mapping the peer\'s pages failed: the grant references are not granted to this domain (a stale xenstore entry, or the peer went away)';
     case 'mmap ENOMEM':
       return 'out of memory or address space mapping grant pages';
+    case 'ioctl(GNTALLOC_SET_UNMAP_NOTIFY) EINVAL':
+    case 'ioctl(GNTDEV_SET_UNMAP_NOTIFY) EINVAL':
+      return 'arming the unmap notification (which tells the peer if this process dies) failed: the kernel refused the page offset or the event channel port';
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) EINVAL':
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) ENOENT':
       return 'binding the peer\'s event channel failed: the port is not offered to this domain (a stale xenstore entry, or the peer went away)';
+    case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) ESRCH':
+      return 'binding the peer\'s event channel failed: the peer\'s domain does not exist (it was destroyed; its xenstore entries were stale)';
     case 'ioctl(IOCTL_EVTCHN_BIND_INTERDOMAIN) EPERM':
     case 'ioctl(IOCTL_EVTCHN_BIND_UNBOUND_PORT) EPERM':
       return 'event channel binding refused: this evtchn handle is restricted to another domain, or the hypervisor denied it';

@@ -75,10 +75,15 @@ export class XsConnection {
   private failure: unknown;
   private closed = false;
 
-  constructor(path: string | undefined) {
+  /** `onLost` runs when an established connection goes away by itself (not after close()). */
+  constructor(path: string | undefined, onLost?: () => void) {
     this.ready = openTransport(path, {
       onData: (chunk) => this.onData(chunk),
-      onClose: (error) => this.fail(error ? lostError(error) : closedError()),
+      onClose: (error) => {
+        const lost = !this.closed;
+        this.fail(error ? lostError(error) : closedError());
+        if (lost) onLost?.();
+      },
     }).then(
       (transport) => {
         if (this.closed) {
@@ -154,6 +159,8 @@ export class XsConnection {
   }
 
   close(): void {
+    // Closed after it was lost: from now on requests say it was closed, as after any close().
+    if (this.closed) this.failure = closedError();
     this.fail(closedError());
   }
 

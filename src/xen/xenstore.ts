@@ -97,7 +97,7 @@ function isMissing(error: unknown): boolean {
 /** The operations, bound to one transaction id (0 = none). */
 class Ops implements XenStoreOps {
   constructor(
-    protected readonly conn: XsConnection,
+    protected conn: XsConnection,
     protected readonly txId: number,
   ) {}
 
@@ -208,10 +208,17 @@ class Ops implements XenStoreOps {
   }
 }
 
+/** Waits between attempts to connect again after the connection was lost: doubling, up to the last. */
+const RECONNECT_MS = { first: 20, max: 1000 };
+
 export class XenStore extends Ops implements Store {
   private readonly maxAttempts: number;
   private readonly turns = new TransactionTurns();
   private readonly watches: WatchMux;
+  private readonly path: string | undefined;
+  private readonly reconnectListeners = new Set<() => void>();
+  private closedByUser = false;
+  private reconnecting = false;
 
   /** Starts connecting at once; requests wait for the connection. See also XenStore.connect. */
   constructor(options: XenStoreOptions = {}) {
@@ -223,9 +230,60 @@ export class XenStore extends Ops implements Store {
     if (!(Number.isInteger(maxAttempts) || maxAttempts === Infinity) || maxAttempts < 1) {
       throw new RangeError(`options.maxAttempts must be a positive integer or Infinity, got ${describe(maxAttempts)}`);
     }
-    super(new XsConnection(path), 0);
+    const lost = { self: undefined as XenStore | undefined };
+    super(new XsConnection(path, () => lost.self?.lost()), 0);
+    lost.self = this;
+    this.path = path;
     this.maxAttempts = maxAttempts;
-    this.watches = new WatchMux(this.conn);
+    this.watches = new WatchMux(() => this.conn);
+  }
+
+  /**
+   * The connection went away (xenstored restarted, its socket closed):
+   * requests in flight have failed with ECONNRESET, and so does every request
+   * until a new connection answers; one is tried after 20 ms, then after
+   * twice as long each time (up to 1 s), until one does or close() is called.
+   * On the new connection every watch is registered again (so each fires
+   * once, as on registration), then the reconnect listeners run.
+   */
+  private lost(): void {
+    if (this.closedByUser || this.reconnecting) return;
+    this.reconnecting = true;
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    for (let wait = RECONNECT_MS.first; ; wait = Math.min(2 * wait, RECONNECT_MS.max)) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        // Watches that keep the process alive keep it alive while they wait for a connection too.
+        if (!this.watches.anyReferenced()) timer.unref();
+      });
+      if (this.closedByUser) return;
+      const conn = new XsConnection(this.path, () => this.lost());
+      try {
+        // Connected is not enough (a restarting xenstored may accept and drop): it must answer.
+        await conn.request(XsType.GET_DOMAIN_PATH, 0, joinStrings(['0']), 'probe');
+      } catch {
+        conn.close();
+        continue;
+      }
+      if (this.closedByUser) return conn.close();
+      if (conn.isClosed) continue;
+      this.conn = conn;
+      this.reconnecting = false;
+      this.watches.registerAgain(conn);
+      for (const listener of [...this.reconnectListeners]) listener();
+      return;
+    }
+  }
+
+  /** Calls `listener` after each reconnection (see lost()); returns a function that removes it. */
+  onReconnect(listener: () => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`listener must be a function, got ${describe(listener)}`);
+    const entry = () => listener();
+    this.reconnectListeners.add(entry);
+    return () => void this.reconnectListeners.delete(entry);
   }
 
   /** A connected client; rejects (ENOENT, ECONNREFUSED, ...) when xenstore cannot be reached. */
@@ -316,8 +374,10 @@ export class XenStore extends Ops implements Store {
     return this.watches.watch(path, onChange);
   }
 
-  /** Closes the connection; pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
+  /** Closes the connection (and stops making a lost one again); pending requests fail with ERR_VCHAN_CLOSED. Idempotent. */
   close(): void {
+    this.closedByUser = true;
+    this.reconnectListeners.clear();
     this.conn.close();
   }
 }

@@ -107,6 +107,11 @@ export interface CampaignOptions {
   /** Only these session seeds (a replay), else kept seeds then the run's own. */
   only?: number[];
   log?: (line: string) => void;
+  /**
+   * Another kind of session (the fuzzer under xensim): it runs the seed's own plan, with its own
+   * kept seeds; no CPU probes (it checks CPU per session) and no shrinking.
+   */
+  other?: { session: (seed: number) => Promise<SessionResult>; keptSeeds: number[]; replayVar: string };
 }
 
 export async function campaign(options: CampaignOptions): Promise<Summary> {
@@ -124,16 +129,17 @@ export async function campaign(options: CampaignOptions): Promise<Summary> {
   let mutations = 0;
   const started = performance.now();
   try {
-    if (options.only === undefined) probes.push(await probeCpu('stream'));
-    const seeds = options.only ?? keptSeeds().map((k) => k.seed);
+    const probing = options.only === undefined && options.other === undefined;
+    if (probing) probes.push(await probeCpu('stream'));
+    const seeds = options.only ?? options.other?.keptSeeds ?? keptSeeds().map((k) => k.seed);
     const budgetLeft = () => options.ms - (performance.now() - started);
     for (let i = 0; options.only !== undefined ? i < seeds.length : i < seeds.length || budgetLeft() > 0; i++) {
       const seed = i < seeds.length ? seeds[i]! : sessionSeed(options.runSeed, i - seeds.length);
-      const plan = makePlan(seed);
+      const plan = options.other ? undefined : makePlan(seed);
       const straysBefore = strays.length;
       let result: SessionResult;
       try {
-        result = await runSession(plan);
+        result = options.other ? await options.other.session(seed) : await runSession(plan!);
       } catch (error) {
         result = { outcome: 'harness-error', findings: [`the session itself threw: ${String((error as Error)?.stack ?? error)}`], mutations: 0 };
       }
@@ -143,14 +149,14 @@ export async function campaign(options: CampaignOptions): Promise<Summary> {
       outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1;
       if (result.closeLatencyMs !== undefined) latencies.push(result.closeLatencyMs);
       if (result.findings.length > 0) {
-        log(`FINDING seed ${seed} (replay: FUZZ_SEED=${seed}): ${result.findings.join('; ')}`);
-        const shrunk = options.only === undefined ? await shrink(plan) : undefined;
+        log(`FINDING seed ${seed} (replay: ${options.other?.replayVar ?? 'FUZZ_SEED'}=${seed}): ${result.findings.join('; ')}`);
+        const shrunk = options.only === undefined && plan ? await shrink(plan) : undefined;
         if (shrunk) log(`  shrunk to ${JSON.stringify(shrunk)}`);
         findings.push({ seed, findings: result.findings, shrunk });
       }
-      if (sessions % 200 === 0) log(`${sessions} sessions, ${mutations} mutations, ${Math.round((performance.now() - started) / 1000)} s`);
+      if (sessions % (options.other ? 20 : 200) === 0) log(`${sessions} sessions, ${mutations} mutations, ${Math.round((performance.now() - started) / 1000)} s`);
     }
-    if (options.only === undefined) probes.push(await probeCpu('vchan'));
+    if (probing) probes.push(await probeCpu('vchan'));
   } finally {
     process.off('unhandledRejection', onStray);
     process.off('uncaughtException', onStray);

@@ -23,7 +23,7 @@ const ATTACKER_CAP_MS = 15_000;
 /** The codes the README documents (its two error tables). */
 export const DOCUMENTED_CODES = new Set<string>([
   ...Object.values(ErrorCodes),
-  ...['ENOENT', 'EACCES', 'EPERM', 'ENOSPC', 'ENOMEM', 'E2BIG', 'EINVAL', 'ENOTTY', 'ECONNRESET', 'EPROTO', 'EAGAIN', 'EADDRINUSE', 'EBADF', 'ENOTSUP'],
+  ...['ENOENT', 'EACCES', 'EPERM', 'ENOSPC', 'ENOMEM', 'E2BIG', 'EINVAL', 'ESRCH', 'ENOTTY', 'ECONNRESET', 'EPROTO', 'EAGAIN', 'EADDRINUSE', 'EBADF', 'ENOTSUP'],
 ]);
 
 const SERVER_DOM = 1;

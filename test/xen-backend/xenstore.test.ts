@@ -273,6 +273,48 @@ describe('XenStore connection life', () => {
     await own.close();
     const error = await rejection(store.read('/local/domain/0/domid'));
     expect(error.code).toBe('ECONNRESET');
+    store.close();
+  });
+
+  it('makes a lost connection again: ECONNRESET until then, then every watch registered again (and fired), the reconnect listeners, requests', async () => {
+    const own = await startXenstored();
+    const store = await XenStore.connect({ path: await own.socketFor(0) });
+    const events = eventQueue();
+    const watch = await store.watch('/test/again', (p) => events.push(p));
+    expect(await events.next()).toBe('/test/again');
+    let reconnected = 0;
+    const removeListener = store.onReconnect(() => reconnected++);
+    own.xenstored.restart({ fresh: true, downMs: 150 });
+    const started = Date.now();
+    expect((await rejection(store.read('/local/domain/0/domid'))).code).toBe('ECONNRESET');
+    // Back: the watch fires on its registration again, and changes reach it.
+    expect(await events.next()).toBe('/test/again');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    expect(reconnected).toBe(1);
+    expect(await store.read('/local/domain/0/domid')).toBe('0');
+    await store.writeAll([['/test/again/x', '1']]);
+    expect(await events.next()).toBe('/test/again/x');
+    removeListener();
+    own.xenstored.restart();
+    expect(await events.next()).toBe('/test/again');
+    expect(reconnected).toBe(1);
+    await watch.close();
+    store.close();
+    await own.close();
+  });
+
+  it('close() stops making a lost connection again', async () => {
+    const own = await startXenstored();
+    const store = await XenStore.connect({ path: await own.socketFor(0) });
+    let reconnected = 0;
+    store.onReconnect(() => reconnected++);
+    own.xenstored.restart({ downMs: 100 });
+    expect((await rejection(store.read('/local/domain/0/domid'))).code).toBe('ECONNRESET');
+    store.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(reconnected).toBe(0);
+    expect((await rejection(store.read('/x'))).code).toBe('ERR_VCHAN_CLOSED');
+    await own.close();
   });
 });
 
