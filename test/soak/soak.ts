@@ -62,8 +62,10 @@ export const MARGINS: Record<Metric, Margin> = {
   heap: { abs: 2 * MiB, rel: 0.1 },
   fds: { abs: 0, rel: 0 },
   xenMaps: { abs: 0, rel: 0 },
-  // V8 maps heap segments as the heap settles: a few more are not a leak.
-  maps: { abs: 8, rel: 0.03 },
+  // V8 maps heap and code segments as the heap settles and the JIT warms up
+  // (seen: 142 → 169 in a 60 s run on a loaded machine); our own mappings
+  // are xenMaps, counted exactly.
+  maps: { abs: 32, rel: 0.1 },
   grants: { abs: 0, rel: 0 },
   pages: { abs: 0, rel: 0 },
   mappedPages: { abs: 0, rel: 0 },
