@@ -13,6 +13,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend, EventChannel } from '../../src/backend.js';
 import { Vchan } from '../../src/channel.js';
+import { Live, Offsets } from '../../src/layout.js';
 import { connectMemoryBackend, type MemoryLink } from '../../src/memory/index.js';
 import { fillPattern, PatternChecker } from '../support/pattern.js';
 import type { Plan, Step } from './plan.js';
@@ -178,6 +179,12 @@ async function step(s: Step): Promise<void> {
     case 'mark':
       port.postMessage({ mark: s.name });
       return;
+    case 'peerConnected': {
+      // The victim's liveness byte (ours is the other one); polled: this is the attacker, not our code.
+      const at = plan.role === 'client' ? Offsets.CLI_LIVE : Offsets.SRV_LIVE;
+      while (Atomics.load(page, at) !== Live.CONNECTED) await sleep(1);
+      return;
+    }
     case 'entries':
       await backend.store.writeAll([
         [`${path}/ring-ref`, s.ringRef],
@@ -190,7 +197,10 @@ async function step(s: Step): Promise<void> {
 /** Publishes made-up entries over a page of our own instead of a real server. */
 async function fakeServer(fake: NonNullable<Plan['fakeEntries']>): Promise<void> {
   own = await backend.bindUnboundPort(peer, () => undefined);
-  const share = await backend.sharePages(peer, 1);
+  // Armed as every server arms it (PROTOCOL §6): unarmed, this process's death would send nothing, and
+  // a domU victim cannot see our domain go either (README, peer crash detection) — a silent peer, not a
+  // dead one, and the oracle could not ask the victim to end.
+  const share = await backend.sharePages(peer, 1, { offset: Offsets.SRV_LIVE, port: own.port });
   control = share.memory;
   const rng = new Rng(plan.seed);
   if (fake.page === 'random') for (let i = 0; i < 4096; i++) control[i] = rng.below(256);

@@ -30,7 +30,9 @@ export type Step =
   /** Server only: rewrite the published entries. */
   | { k: 'entries'; ringRef: string; eventChannel: string }
   /** Tells the test a phase begins (the CPU probe). */
-  | { k: 'mark'; name: string };
+  | { k: 'mark'; name: string }
+  /** Waits until the victim marked itself connected in the control page (hand-made plans: a death after the victim connected). */
+  | { k: 'peerConnected' };
 
 export interface Plan {
   seed: number;
@@ -144,6 +146,7 @@ export function mutationsOf(step: Step): number {
     case 'silent':
     case 'honest':
     case 'mark':
+    case 'peerConnected':
       return 0;
     default:
       return 1;
