@@ -318,8 +318,8 @@ kr_round() {
 }
 
 released() {
-  before=$(grants_by_dom0) || fail "cannot read Xen's grant table"
-  echo "the domU's grants mapped by dom0 before: $(echo $before)"
+  g_before=$(grants_by_dom0) || fail "cannot read Xen's grant table"
+  echo "the domU's grants mapped by dom0 before: $(echo $g_before)"
   mkfifo /tmp/keep.in; $PEER keeper "$D" </tmp/keep.in >$L/k.log 2>&1 &
   K=$!; exec 3>/tmp/keep.in
   KP=data/vchan/0/$(port)- LATE=
@@ -345,7 +345,7 @@ released() {
   after=$(grants_by_dom0) || fail "cannot read Xen's grant table"
   # refs compared field by field, blind to stray whitespace or CRs in the dump
   # (a line-exact grep -vxF once reported the same two refs as new)
-  echo "$before" >$L/grants-before.txt
+  echo "$g_before" >$L/grants-before.txt
   extra=$(echo "$after" | awk '{ gsub(/[\r \t]/, "") } NR == FNR { seen[$0] = 1; next } $0 != "" && !($0 in seen)' $L/grants-before.txt -)
   [ -z "$extra" ] || { echo "grant dumps, before and after:"; od -c $L/grants-before.txt | head; echo "$after" | od -c | head; }
   echo "the domU's grants mapped by dom0 at the end: $(echo $after | head -c 600)"
@@ -355,7 +355,7 @@ released() {
   [ -z "$LATE" ] || fail "still mapped 1 s after the C client saw the kill, rounds:$LATE"
   [ "$left" = 0 ] || fail "the keeper still maps $left regions of dead servers"
   [ -z "$extra" ] || fail "dom0 still maps $(echo "$extra" | wc -l) grants of the domU: $(echo $extra | head -c 300)"
-  echo "released: $n streams kept, none maps anything; no grant of the domU mapped by dom0 beyond the $(echo "$before" | grep -c .) before"
+  echo "released: $n streams kept, none maps anything; no grant of the domU mapped by dom0 beyond the $(echo "$g_before" | grep -c .) before"
 }
 
 # --- the domU is destroyed under an open channel ---------------------------------------
