@@ -15,7 +15,6 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlClient } from '../../sim/broker/control.js';
 import type { BrokerStatus } from '../../sim/broker/broker.js';
 import { DOCUMENTED_CODES, HANG_MS } from '../fuzz/session.js';
 import type { Plan } from '../fuzz/plan.js';
@@ -37,15 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim?.stop();
 });
-
-async function control<T>(request: Parameters<ControlClient['request']>[0]): Promise<T> {
-  const c = await ControlClient.open(join(sim.dir, 'ctl.sock'));
-  try {
-    return await c.request<T>(request);
-  } finally {
-    c.close();
-  }
-}
 
 type Line = Record<string, unknown>;
 function follow(child: ReturnType<typeof spawn>) {
@@ -107,20 +97,20 @@ async function run(c: Case) {
   const p = follow(peer);
   const paused = await p.next((l) => l.event === 'paused', 15_000);
   expect(paused, `the peer never paused at ${c.at}: ${p.stderr()}`).toBeDefined();
-  if (c.death === 'destroy') await control({ op: 'destroy', domid: peerDom });
+  if (c.death === 'destroy') await sim.control({ op: 'destroy', domid: peerDom });
   peer.kill('SIGKILL');
   await p.exited;
   const goneAt = Date.now();
   const done = await v.next((l) => l.event === 'done', HANG_MS);
   let waited: string | undefined;
   if (!done) {
-    const status = await control<BrokerStatus>({ op: 'status' });
+    const status = await sim.control<BrokerStatus>({ op: 'status' });
     waited = JSON.stringify(status.processes.find((x) => x.pid === victim.pid) ?? "holds no devices");
     victim.stdin!.write('kill\n');
   }
   const report = (done ?? (await v.next((l) => l.event === 'done', 5000))) as { errors: Array<{ code: string; isVchanError: boolean; message: string }>; wallMs: number } | undefined;
   await v.exited;
-  await control({ op: 'destroy', domid: peerDom });
+  await sim.control({ op: 'destroy', domid: peerDom });
   const held = await sim.idle();
   return { report, waited, latencyMs: done ? Number(done.wallMs) - goneAt : undefined, held, stderr: v.stderr() };
 }

@@ -15,7 +15,6 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlClient } from '../../sim/broker/control.js';
 import type { FaultRule } from '../../sim/broker/faults.js';
 import type { Plan } from '../fuzz/plan.js';
 import { bundle, cPatternHash } from '../interop/harness.js';
@@ -36,15 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sim?.stop();
 });
-
-async function control<T>(request: Parameters<ControlClient['request']>[0]): Promise<T> {
-  const c = await ControlClient.open(join(sim.dir, 'ctl.sock'));
-  try {
-    return await c.request<T>(request);
-  } finally {
-    c.close();
-  }
-}
 
 interface Fault {
   role: 'server' | 'client';
@@ -120,7 +110,7 @@ async function run(f: Fault) {
   const peerEnv = await sim.domainEnv(PEER);
   const peer = victimIsServer ? undefined : await startPeer(peerArgs, { env: peerEnv, timeoutMs: RUN_MS });
   if (peer) await peer.waitFor((l) => 'event' in l && l.event === 'listening');
-  await control({ op: 'fail', domid: VICTIM, call: f.call, errno: f.errno, skip: f.skip ?? 0, count: f.count ?? 1 });
+  await sim.control({ op: 'fail', domid: VICTIM, call: f.call, errno: f.errno, skip: f.skip ?? 0, count: f.count ?? 1 });
   const started = Date.now();
   const victim = spawn(process.execPath, [victimJs, JSON.stringify(plan), String(PEER), victimIsServer ? relative : absolute], {
     env: await sim.domainEnv(VICTIM),
@@ -144,7 +134,7 @@ async function run(f: Fault) {
   // A peer whose victim failed waits for it until its own timeout: it is not what this test is about.
   if (done?.errors.length) honest?.child.kill('SIGKILL');
   const peerRun = await honest?.done;
-  const left = (await control<{ left: FaultRule[] }>({ op: 'unfail', domid: VICTIM })).left;
+  const left = (await sim.control<{ left: FaultRule[] }>({ op: 'unfail', domid: VICTIM })).left;
   const held = await sim.idle();
   return { seed, done, ms, exit, stderr, peerRun, left, held };
 }

@@ -18,7 +18,6 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlClient } from '../../sim/broker/control.js';
 import { bundle, cPatternHash } from '../interop/harness.js';
 import { startPeer, vchanPeerArgs } from '../support/c-peer.js';
 import { NOTHING_HELD, TestSim } from '../xen-backend/sim.js';
@@ -73,9 +72,7 @@ describe('xenstored goes away and comes back under a long-lived XenBackend (xens
     expect(await next(is('connect', 1)), stderr).toBeDefined();
     await new Promise((resolve) => setTimeout(resolve, 400));
 
-    const c = await ControlClient.open(join(sim.dir, 'ctl.sock'));
-    await c.request({ op: 'restart-xenstore', fresh, downMs: 300 });
-    c.close();
+    await sim.control({ op: 'restart-xenstore', fresh, downMs: 300 });
     child.stdin.write('restarted\n');
 
     // Once xenstored is back (C libxenvchan does not retry a refused connection): a client for the

@@ -56,11 +56,16 @@ export class TestSim {
    * outlives its processes: a peer's death shows only through the vchan.
    */
   async domainEnv(domid: number): Promise<NodeJS.ProcessEnv> {
+    const d = await this.control<{ socket: string; xenstore: string }>({ op: 'create', domid });
+    const preload = process.env.XENSIM_PRELOAD || PRELOAD;
+    return { ...this.env, LD_PRELOAD: preload, XENSIM_SOCKET: d.socket, XENSTORED_PATH: d.xenstore, XENSIM_DOMID: String(domid) };
+  }
+
+  /** One request on the broker's control socket (create, destroy, status, fail, restart-xenstore, ...). */
+  async control<T>(request: Parameters<ControlClient['request']>[0]): Promise<T> {
     const c = await ControlClient.open(join(this.dir, 'ctl.sock'));
     try {
-      const d = await c.request<{ socket: string; xenstore: string }>({ op: 'create', domid });
-      const preload = process.env.XENSIM_PRELOAD || PRELOAD;
-      return { ...this.env, LD_PRELOAD: preload, XENSIM_SOCKET: d.socket, XENSTORED_PATH: d.xenstore, XENSIM_DOMID: String(domid) };
+      return await c.request<T>(request);
     } finally {
       c.close();
     }
