@@ -17,7 +17,7 @@ say() { echo "-- $*"; }
 # ms: milliseconds of uptime (10 ms steps), without starting a process
 ms() { read -r u _ </proc/uptime; echo $((${u%.*}${u#*.} * 10)); }
 # secs MS: as seconds with one decimal
-secs() { echo "$(($1 / 1000)).$(($1 % 1000 / 100))"; }
+secs() { [ "$1" -lt 0 ] && { printf -- -; secs $((-$1)); return; }; echo "$(($1 / 1000)).$(($1 % 1000 / 100))"; }
 
 # A fresh vchan port per use, so no scenario sees another's leftovers.
 port() { n=$(cat /tmp/port 2>/dev/null || echo 100); echo $((n + 1)) >/tmp/port; echo "$n"; }

@@ -276,14 +276,15 @@ grants_by_dom0() {
 # own, every 50 ms, or ours) that began after it still saw a mapping.
 kr_round() {
   n=$1 k="\"n\":$n," r0=$(ms)
-  vchan-peer client "$D" "$H/$KP$n-b" --mode hold --timeout-ms 300000 >$L/b.log 2>&1 &
+  vchan-peer client "$D" "$H/$KP$n-b" --mode hold --timeout-ms 120000 >$L/b.log 2>&1 &
   bc=$!
   echo "$H/$KP$n-a 4096 $2" >&3
   wait_for $L/k.log "\"exchanged\",$k" 300 || fail "round $n: the keeper did not exchange with its server: $(tail -3 $L/k.log)"
   before=$(line_field $L/k.log "\"exchanged\",$k" before) held=$(line_field $L/k.log "\"exchanged\",$k" mapped)
   [ "$held" -gt "$before" ] || fail "round $n: the keeper's connected stream maps nothing ($held, $before before)"
   rx=$(ms)
-  wait $bc || fail "round $n: the baseline C client failed: $(cat $L/b.log)"
+  # the domU's job has ended if one of its servers could not be started: its words first
+  wait $bc || fail "round $n: the baseline C client failed: $(cat $L/b.log); the domU: $(u_wait "$j" 5)"
   seen=$(line_field $L/b.log closed upMs); seen=${seen%.*}
   late= ended=
   until grep -q "\"released\",$k" $L/k.log; do
