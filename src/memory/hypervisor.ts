@@ -77,7 +77,7 @@ export class MemoryHypervisor {
     this.hv = {
       table,
       grants: new GrantTables(grantLimit),
-      channels: new EventChannels(table, portLimit),
+      channels: new EventChannels(table, portLimit, (domid) => this.domains.has(domid)),
       store: new MemoryStore(),
       armedPool: new IndexPool(SLOTS),
       mappedPages: 0,

@@ -31,6 +31,8 @@ export class EventChannels {
   constructor(
     private readonly table: EventTable,
     private readonly portLimit: number,
+    /** Whether a domain exists (has a live process): binding to one that does not is ESRCH, as on Xen. */
+    private readonly domainExists: (domid: number) => boolean,
   ) {
     this.slots = new IndexPool(table.sizes.slots);
   }
@@ -48,6 +50,9 @@ export class EventChannels {
   }
 
   bindInterdomain(domid: number, bell: number, remoteDomid: number, remotePort: number): Port {
+    if (!this.domainExists(remoteDomid)) {
+      throw sysError('ESRCH', `domain ${remoteDomid} does not exist`, 'IOCTL_EVTCHN_BIND_INTERDOMAIN');
+    }
     const remote = this.find(remoteDomid, remotePort);
     if (remote === undefined || !remote.bound) {
       throw sysError('EINVAL', `domain ${remoteDomid} has no port ${remotePort}`, 'IOCTL_EVTCHN_BIND_INTERDOMAIN');

@@ -53,6 +53,8 @@ describe('in-memory event channels', () => {
     await expect(dom6.bindInterdomain(0, offer.port, () => {})).rejects.toMatchObject({ code: 'EINVAL', message: /offered to domain 5/ });
     await expect(dom5.bindInterdomain(0, offer.port + 100, () => {})).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(dom5.bindInterdomain(6, offer.port, () => {})).rejects.toMatchObject({ code: 'EINVAL' });
+    // A domain without a live process does not exist: ESRCH, as Xen and xensim answer.
+    await expect(dom5.bindInterdomain(9, offer.port, () => {})).rejects.toMatchObject({ code: 'ESRCH', message: /domain 9 does not exist/ });
     await dom5.bindInterdomain(0, offer.port, () => {});
     // Connected now: nobody else may bind it.
     await expect(dom5.bindInterdomain(0, offer.port, () => {})).rejects.toMatchObject({ code: 'EINVAL', message: /already connected/ });
