@@ -3,8 +3,9 @@
  * on Debian's libxenvchan under xensim is killed with kill -9 while our
  * stream, in a process of its own with the default XenBackend, sits idle
  * (the application never reads, ends, destroys or closes it). Within 1 s
- * the emulator must show nothing held for the dead peer; what it had
- * written is delivered afterwards.
+ * (or, on a host so loaded that C itself is slow to see a kill, 20× what
+ * C ↔ C takes in the same run) the emulator must show nothing held for the
+ * dead peer; what it had written is delivered afterwards.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -15,9 +16,31 @@ import { patternHash } from '../support/pattern.js';
 import { Sim } from '../sim/helpers.js';
 
 let sim: Sim;
+let boundMs = 1000;
 beforeAll(async () => {
   sim = await Sim.start();
-});
+  const baseline = Math.max(await cKillsC(), await cKillsC());
+  boundMs = Math.max(1000, 20 * baseline);
+  console.log(`kill notice C ↔ C in this run: ${baseline.toFixed(1)} ms (worst of 2); bound ${boundMs.toFixed(0)} ms`);
+}, 120_000);
+
+let basePort = 40;
+/** The baseline: a C server killed, how long until its C client's is_open() is 0. */
+async function cKillsC(): Promise<number> {
+  const path = `data/vchan/2/${basePort++}`;
+  const server = await startPeer(vchanPeerArgs({ role: 'server', peer: 2, path, mode: 'send', bytes: 1 << 40, timeoutMs: 15_000 }), { wrapper: sim.runArgs(1), env: sim.env });
+  await server.waitFor((l) => 'event' in l && l.event === 'listening');
+  const client = await startPeer(vchanPeerArgs({ role: 'client', peer: 1, path: `/local/domain/1/${path}`, mode: 'hold', timeoutMs: 15_000 }), {
+    wrapper: sim.runArgs(2),
+    env: sim.env,
+  });
+  await client.waitFor((l) => 'event' in l && l.event === 'open');
+  const killedAt = Date.now();
+  server.child.kill('SIGKILL');
+  const closed = (await client.waitFor((l) => 'event' in l && l.event === 'closed')) as { wallMs?: number };
+  await Promise.all([server.done, client.done]);
+  return closed.wallMs! - killedAt;
+}
 afterAll(async () => {
   await sim?.stop();
 });
@@ -77,7 +100,7 @@ describe('a peer killed with kill -9 is released at once (xensim, Debian libxenv
       expect(result).toMatchObject({ ok: true, sent: BYTES });
       const killedAt = Date.now();
       c.child.kill('SIGKILL');
-      const status = await sim.until(nothingHeld, 1000);
+      const status = await sim.until(nothingHeld, boundMs);
       expect(nothingHeld(status), `held ${Date.now() - killedAt} ms after the kill: ${JSON.stringify(status)}`).toBe(true);
       ts.child.stdin.write('read\n');
       // The C peer sends the pattern of its default seed: server 1, client 2.
