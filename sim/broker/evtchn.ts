@@ -4,7 +4,7 @@ import { need } from './device.js';
 import type { EventChannels, EventSink } from './events.js';
 import { fail } from './errno.js';
 import type { Slot } from './slots.js';
-import { FROM_BROKER, Ioctl, Kind } from './wire.js';
+import { FROM_BROKER, Ioctl, Kind, Layout } from './wire.js';
 
 /** Xen's first reserved domid (DOMID_FIRST_RESERVED). */
 const DOMID_FIRST_RESERVED = 0x7ff0;
@@ -91,12 +91,13 @@ export class EvtchnDevice implements Device, EventSink {
     const t = this.events.target(this, port);
     if (!t) return null;
     const path = Buffer.from(t.sink.fifoPath);
-    const out = Buffer.alloc(16 + path.length);
-    out.writeUInt32LE(t.port, 0);
-    out.writeUInt32LE(t.slot.index, 4);
-    out.writeUInt32LE(t.slot.gen, 8);
-    out.writeUInt32LE(t.sink.id, 12);
-    path.copy(out, 16);
+    const { target, slot } = Layout;
+    const out = Buffer.alloc(target.bytes + path.length);
+    out.writeUInt32LE(t.port, target.port);
+    out.writeUInt32LE(t.slot.index, target.slot + slot.index);
+    out.writeUInt32LE(t.slot.gen, target.slot + slot.gen);
+    out.writeUInt32LE(t.sink.id, target.dev);
+    path.copy(out, target.bytes);
     return out;
   }
 
@@ -121,8 +122,8 @@ export class EvtchnDevice implements Device, EventSink {
 }
 
 function slotBytes(s: Slot): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt32LE(s.index, 0);
-  b.writeUInt32LE(s.gen, 4);
+  const b = Buffer.alloc(Layout.slot.bytes);
+  b.writeUInt32LE(s.index, Layout.slot.index);
+  b.writeUInt32LE(s.gen, Layout.slot.gen);
   return b;
 }

@@ -2,7 +2,7 @@ import type { Device, Mapping } from './device.js';
 import { errnoOf, fail, SimErrno } from './errno.js';
 import { EvtchnDevice } from './evtchn.js';
 import type { Faults } from './faults.js';
-import { Ioctl, Op, PAGE_SIZE, reply, type Request } from './wire.js';
+import { Ioctl, Layout, Op, PAGE_SIZE, reply, type Request } from './wire.js';
 
 const IOCTL_NAMES = new Map<number, string>(Object.entries(Ioctl).map(([name, cmd]) => [cmd, name]));
 
@@ -82,9 +82,9 @@ export class Session {
   }
 
   private mmap(req: Request): Buffer {
-    const offset = Number(req.payload.readBigUInt64LE(0));
-    const count = req.payload.readUInt32LE(8);
-    const prot = req.payload.readUInt32LE(12);
+    const offset = Number(req.payload.readBigUInt64LE(Layout.mmap.offset));
+    const count = req.payload.readUInt32LE(Layout.mmap.count);
+    const prot = req.payload.readUInt32LE(Layout.mmap.prot);
     const dev = this.device(req.dev);
     if (!dev.mmap || offset % PAGE_SIZE) fail('EINVAL');
     const mapping = dev.mmap(offset, count, prot);

@@ -32,6 +32,23 @@ export const SLOT_BYTES = 8;
 export const SLOT_GEN_SHIFT = 2;
 export const SLOT_MASKED = 1;
 
+/**
+ * Byte offsets and sizes of wire.h's structs, as the broker reads and writes
+ * them (test/sim/wire.test.ts compares them with what the C compiler says).
+ */
+export const Layout = {
+  /** struct xsim_req: u32 op, dev, len, arg. */
+  req: { bytes: 16, op: 0, dev: 4, len: 8, arg: 12 },
+  /** struct xsim_rep: i32 result, u32 len. */
+  rep: { bytes: 8, result: 0, len: 4 },
+  /** struct xsim_mmap_req: u64 offset, u32 count, prot. */
+  mmap: { offset: 0, count: 8, prot: 12 },
+  /** struct xsim_slot: u32 index, gen. */
+  slot: { bytes: 8, index: 0, gen: 4 },
+  /** struct xsim_target: u32 port, struct xsim_slot, u32 dev; the FIFO path follows. */
+  target: { bytes: 16, port: 0, slot: 4, dev: 12 },
+} as const;
+
 export interface Request {
   op: number;
   dev: number;
@@ -39,7 +56,7 @@ export interface Request {
   payload: Buffer;
 }
 
-const REQ_HEADER = 16;
+const REQ_HEADER = Layout.req.bytes;
 /** Requests bigger than this are a broken or hostile client. */
 const MAX_PAYLOAD = 16 << 20;
 
@@ -51,13 +68,13 @@ export class RequestReader {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     const out: Request[] = [];
     while (this.buf.length >= REQ_HEADER) {
-      const len = this.buf.readUInt32LE(8);
+      const len = this.buf.readUInt32LE(Layout.req.len);
       if (len > MAX_PAYLOAD) throw new Error(`request payload of ${len} bytes`);
       if (this.buf.length < REQ_HEADER + len) break;
       out.push({
-        op: this.buf.readUInt32LE(0),
-        dev: this.buf.readUInt32LE(4),
-        arg: this.buf.readUInt32LE(12),
+        op: this.buf.readUInt32LE(Layout.req.op),
+        dev: this.buf.readUInt32LE(Layout.req.dev),
+        arg: this.buf.readUInt32LE(Layout.req.arg),
         payload: this.buf.subarray(REQ_HEADER, REQ_HEADER + len),
       });
       this.buf = this.buf.subarray(REQ_HEADER + len);
@@ -68,8 +85,8 @@ export class RequestReader {
 }
 
 export function reply(result: number, payload?: Buffer): Buffer {
-  const h = Buffer.alloc(8);
-  h.writeInt32LE(result, 0);
-  h.writeUInt32LE(payload?.length ?? 0, 4);
+  const h = Buffer.alloc(Layout.rep.bytes);
+  h.writeInt32LE(result, Layout.rep.result);
+  h.writeUInt32LE(payload?.length ?? 0, Layout.rep.len);
   return payload?.length ? Buffer.concat([h, payload]) : h;
 }
