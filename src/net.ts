@@ -8,7 +8,7 @@ import type { Backend } from './backend.js';
 import { Vchan } from './channel.js';
 import { abortedError } from './errors.js';
 import { VchanStream, type VchanAddress, type VchanStreamOptions } from './stream.js';
-import { checkDomid, checkObject, checkPath, checkRingMin, checkSignal, describe } from './validate.js';
+import { checkDomid, checkObject, checkPath, checkPort, checkRingMin, checkSignal, describe } from './validate.js';
 import { leaseDefaultBackend, type BackendLease } from './xen/default-backend.js';
 
 /** Options of `listen()`: where to offer the channel, to whom, and the stream's options. */
@@ -47,19 +47,12 @@ export interface ConnectOptions extends VchanStreamOptions {
   backend?: Backend;
 }
 
-const MAX_PORT = 0x7fffffff;
-
-function checkPort(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`port must be an integer, got ${describe(value)}`);
-  if (value < 0 || value > MAX_PORT) throw new RangeError(`port must be in 0..${MAX_PORT}, got ${value}`);
-  return value;
-}
 
 /** Exactly one of path and port. */
 function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
   if (o.path !== undefined && o.port !== undefined) throw new TypeError('give either path or port, not both');
   if (o.path !== undefined) return { path: checkPath('path', o.path) };
-  if (o.port !== undefined) return { port: checkPort(o.port) };
+  if (o.port !== undefined) return { port: checkPort('port', o.port) };
   throw new TypeError('path or port is required');
 }
 

@@ -1,8 +1,14 @@
 /** Argument checks shared by the public entry points; each error names the argument. */
 import { MAX_RING_SIZE } from './layout.js';
 
-/** Domain ids below DOMID_FIRST_RESERVED's range; 0x7FFF is the top of the id space. */
-export const MAX_DOMID = 0x7fff;
+/**
+ * The highest id a domain can have: Xen reserves 0x7FF0 (DOMID_FIRST_RESERVED)
+ * and up for DOMID_SELF, DOMID_IO and the like, which no peer can be.
+ */
+export const MAX_DOMID = 0x7fef;
+
+/** The largest vchan port number: listen/connect's `port` and the CLI's --port. */
+export const MAX_PORT = 0x7fffffff;
 
 /**
  * C libxenvchan formats `<path>/event-channel` into a 64-byte buffer, so a
@@ -26,7 +32,23 @@ export function checkRingMin(name: string, value: unknown): number {
   return value;
 }
 
+export function checkPort(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`${name} must be an integer, got ${describe(value)}`);
+  if (value < 0 || value > MAX_PORT) throw new RangeError(`${name} must be in 0..${MAX_PORT}, got ${value}`);
+  return value;
+}
+
 const PATH_CHARS = /^[A-Za-z0-9_@/-]+$/;
+
+/**
+ * The shape of a vchan path every C peer accepts: xenstore's node alphabet,
+ * no empty component, no trailing slash, short enough for libxenvchan's buffer.
+ */
+export function isVchanPath(text: string): boolean {
+  return (
+    text.length > 0 && text.length <= MAX_PATH_LENGTH && PATH_CHARS.test(text) && !text.includes('//') && !(text.length > 1 && text.endsWith('/'))
+  );
+}
 
 export function checkPath(name: string, value: unknown): string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a xenstore path string, got ${describe(value)}`);
@@ -34,7 +56,7 @@ export function checkPath(name: string, value: unknown): string {
   if (value.length > MAX_PATH_LENGTH) {
     throw new RangeError(`${name} is ${value.length} characters; C libxenvchan peers accept at most ${MAX_PATH_LENGTH}`);
   }
-  if (!PATH_CHARS.test(value) || value.includes('//') || (value.length > 1 && value.endsWith('/'))) {
+  if (!isVchanPath(value)) {
     throw new RangeError(`${name} ${JSON.stringify(value)} is not a valid xenstore path (letters, digits, _ @ - and single /)`);
   }
   return value;

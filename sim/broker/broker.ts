@@ -15,6 +15,7 @@ import { PagePool } from './pages.js';
 import { Session } from './session.js';
 import { EventSlots } from './slots.js';
 import { Kind } from './wire.js';
+import { MAX_DOMID } from '../../src/validate.js';
 import { serveControl } from './control.js';
 import { Faults } from './faults.js';
 
@@ -27,7 +28,6 @@ export interface BrokerOptions {
   maxPages?: number;
 }
 
-const MAX_DOMID = 0x7fef;
 /** Bound ports on the whole host (a 1 MiB sparse file of state words). */
 const MAX_SLOTS = 1 << 18;
 

@@ -9,10 +9,10 @@ import { domainPath, isSpecialPath, parentOf } from './paths.js';
 import { DOM0, canRead, type Caller } from './perms.js';
 import { Store, type StoredNode } from './store.js';
 import { Transaction } from './transaction.js';
+import { MAX_DOMID } from '../../src/validate.js';
 import { watchEventPath, watchFires } from './watches.js';
 
 // Domain ids from DOMID_FIRST_RESERVED (0x7ff0) on are not real domains.
-const MAX_DOMID = 0x7fef;
 
 export interface XenstoredStats {
   nodes: number;

@@ -1,8 +1,6 @@
-import { XS_ABS_PATH_MAX, XS_REL_PATH_MAX } from '../../src/xen/xenstore-wire.js';
+import { XS_ABS_PATH_MAX, XS_PATH_CHARS, XS_REL_PATH_MAX } from '../../src/xen/xenstore-wire.js';
 import { fail } from './errors.js';
 
-// xenstored's node name alphabet.
-const VALID_CHARS = /^[A-Za-z0-9\-/_@]*$/;
 // The part below a domain's home is limited separately from the whole path.
 const DOMAIN_PREFIX = /^\/local\/domain\/\d{1,5}\//;
 
@@ -25,7 +23,7 @@ export function checkNodePath(p: string): void {
   if (!p.startsWith('/')) fail('EINVAL', `not an absolute path: ${p}`);
   if (p.length > 1 && p.endsWith('/')) fail('EINVAL', `trailing slash: ${p}`);
   if (p.includes('//')) fail('EINVAL', `empty path component: ${p}`);
-  if (!VALID_CHARS.test(p)) fail('EINVAL', `invalid character in path: ${p}`);
+  if (!XS_PATH_CHARS.test(p)) fail('EINVAL', `invalid character in path: ${p}`);
   if (p.length > XS_ABS_PATH_MAX) fail('EINVAL', `path longer than ${XS_ABS_PATH_MAX}`);
   const home = DOMAIN_PREFIX.exec(p);
   if (p.length - (home ? home[0].length : 0) > XS_REL_PATH_MAX) fail('EINVAL', `path longer than ${XS_REL_PATH_MAX} below the domain home`);

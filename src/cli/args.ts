@@ -3,7 +3,7 @@
  * option and quotes what was given, so a typo is found at a glance.
  */
 import { MAX_RING_SIZE } from '../layout.js';
-import { MAX_DOMID, MAX_PATH_LENGTH } from '../validate.js';
+import { isVchanPath, MAX_DOMID, MAX_PATH_LENGTH, MAX_PORT } from '../validate.js';
 import { UsageError } from './errors.js';
 
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
@@ -18,18 +18,14 @@ export function parseDomid(option: string, text: string): number {
   return n;
 }
 
-const MAX_PORT = 0x7fffffff;
-
 export function parsePort(option: string, text: string): number {
   const n = wholeNumber(text);
   if (n === undefined || n > MAX_PORT) throw new UsageError(`${option} must be a port number (0..${MAX_PORT}), got '${text}'`);
   return n;
 }
 
-const PATH_CHARS = /^[A-Za-z0-9_@/-]+$/;
-
 export function parseXenstorePath(option: string, text: string): string {
-  if (text.length === 0 || text.length > MAX_PATH_LENGTH || !PATH_CHARS.test(text) || text.includes('//') || (text.length > 1 && text.endsWith('/'))) {
+  if (!isVchanPath(text)) {
     throw new UsageError(
       `${option} must be a xenstore path of 1..${MAX_PATH_LENGTH} characters (letters, digits, _ @ - and single /), got '${text}'`,
     );

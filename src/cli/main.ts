@@ -36,7 +36,7 @@ on stderr), 2 for a bad command line. See docs/cli.md.`,
   vchan
     .command('listen')
     .description('offer a channel to one domain, then relay stdin into it and its data to stdout')
-    .requiredOption('--peer <domid>', 'the domain that may connect (0..32767)')
+    .requiredOption('--peer <domid>', 'the domain that may connect (0..32751)')
     .option('--port <n>', 'publish under data/vchan/<peer>/<n> (Qubes naming)')
     .option('--path <xs-path>', 'publish under this xenstore path instead (at most 49 characters)')
     .option('--ring <bytes>', 'minimum size of each ring, 1 .. 1M (K and M suffixes); default 64K')
@@ -53,7 +53,7 @@ Example:
   vchan
     .command('connect')
     .description("connect to a domain's channel, then relay stdin into it and its data to stdout")
-    .requiredOption('--peer <domid>', 'the domain offering the channel (0..32767)')
+    .requiredOption('--peer <domid>', 'the domain offering the channel (0..32751)')
     .option('--port <n>', 'connect to /local/domain/<peer>/data/vchan/<own id>/<n> (Qubes naming)')
     .option('--path <xs-path>', "the server's xenstore path instead")
     .option('--timeout <ms>', 'give up when no server appears within this long (default: wait)')

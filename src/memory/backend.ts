@@ -17,7 +17,7 @@ import type {
 } from '../backend.js';
 import { abortedError } from '../errors.js';
 import { PAGE_SIZE } from '../layout.js';
-import { checkObject, checkSignal } from '../validate.js';
+import { checkDomid, checkObject, checkSignal } from '../validate.js';
 import type { ArmedReply, HypervisorCalls } from './calls.js';
 import { sysError } from './errno.js';
 import { KeepAlive, type Hold } from './keep-alive.js';
@@ -31,12 +31,6 @@ export interface ShareOptions {
   readonly readOnly?: boolean;
 }
 
-/** A domain id as Xen accepts it from a guest. */
-function checkDomid(name: string, value: unknown): number {
-  if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
-  if (!Number.isInteger(value) || value < 0 || value > 0x7fff) throw new RangeError(`${name} must be a domain id 0..32767, got ${value}`);
-  return value;
-}
 
 function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);

@@ -11,6 +11,7 @@ import { serveLink, LINK_KIND, type MemoryLink } from './link.js';
 import { ProcessState } from './process.js';
 import { IndexPool, EventTable } from './shared.js';
 import { MemoryStore } from './store.js';
+import { checkDomid } from '../validate.js';
 
 export interface MemoryHypervisorOptions {
   /** Pages each domain may share at once (gntalloc's `limit`). Default 1024. */
@@ -55,11 +56,6 @@ function checkLimit(name: string, value: number | undefined, fallback: number, m
   return value;
 }
 
-function checkDomid(domid: unknown): number {
-  if (typeof domid !== 'number') throw new TypeError(`domid must be a number, got ${typeof domid}`);
-  if (!Number.isInteger(domid) || domid < 0 || domid > 0x7fff) throw new RangeError(`domid must be a domain id 0..32767, got ${domid}`);
-  return domid;
-}
 
 export class MemoryHypervisor {
   private readonly hv: Hypervisor;
@@ -87,7 +83,7 @@ export class MemoryHypervisor {
 
   /** A new process of domain `domid` in this thread. */
   backend(domid: number): MemoryBackend {
-    checkDomid(domid);
+    checkDomid('domid', domid);
     let backend: MemoryBackend | undefined;
     const process = this.spawn(domid, (id, changed) => backend?.deliverWatch(id, changed));
     backend = new MemoryBackend(domid, this.hv.table, process.bell, process);
@@ -104,7 +100,7 @@ export class MemoryHypervisor {
    * to know when). One link per worker.
    */
   link(domid: number): MemoryLink {
-    checkDomid(domid);
+    checkDomid('domid', domid);
     const { port1, port2 } = new MessageChannel();
     const process = this.spawn(domid, (id, changed) => port1.postMessage({ watch: id, changed }));
     serveLink(port1, process);

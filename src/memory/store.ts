@@ -9,6 +9,7 @@
  */
 import type { StoreAccess, StorePermission } from '../backend.js';
 import { sysError } from './errno.js';
+import { XS_ABS_PATH_MAX, XS_PATH_CHARS, XS_REL_PATH_MAX } from '../xen/xenstore-wire.js';
 
 interface Node {
   value: string;
@@ -28,10 +29,6 @@ interface Watch {
 }
 
 const SPECIAL = new Set(['@introduceDomain', '@releaseDomain']);
-const PATH_CHARS = /^[A-Za-z0-9\-/_@]+$/;
-/** xenstored's XENSTORE_ABS_PATH_MAX and XENSTORE_REL_PATH_MAX. */
-const ABS_PATH_MAX = 3072;
-const REL_PATH_MAX = 2048;
 const VALUE_MAX = 4096;
 
 function node(perms: StorePermission[], value = ''): Node {
@@ -65,10 +62,10 @@ export function resolvePath(domid: number, path: string): string {
   const absolute = path.startsWith('/');
   const bad =
     path === '' ||
-    !PATH_CHARS.test(path) ||
+    !XS_PATH_CHARS.test(path) ||
     path.includes('//') ||
     (path.endsWith('/') && path !== '/') ||
-    path.length > (absolute ? ABS_PATH_MAX : REL_PATH_MAX);
+    path.length > (absolute ? XS_ABS_PATH_MAX : XS_REL_PATH_MAX);
   if (bad) throw sysError('EINVAL', `invalid xenstore path ${JSON.stringify(path)}`);
   return absolute ? path : `${domainPath(domid)}/${path}`;
 }

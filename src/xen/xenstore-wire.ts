@@ -50,6 +50,8 @@ export const XS_HEADER_SIZE = 16;
 export const XS_PAYLOAD_MAX = 4096;
 /** Longest absolute path xenstored accepts (XENSTORE_ABS_PATH_MAX). */
 export const XS_ABS_PATH_MAX = 3072;
+/** xenstored's node-name alphabet (an empty path is refused separately). */
+export const XS_PATH_CHARS = /^[A-Za-z0-9\-/_@]*$/;
 /** Longest path below `/local/domain/<id>/`, or special path (XENSTORE_REL_PATH_MAX). */
 export const XS_REL_PATH_MAX = 2048;
 

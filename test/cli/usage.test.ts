@@ -6,8 +6,8 @@ import { runCliPlain } from './helpers.js';
 
 describe('vchan usage errors (exit 2)', () => {
   const cases: Array<[string[], RegExp]> = [
-    [['listen', '--peer', 'abc', '--port', '1'], /^vchan: --peer must be a domain id \(0\.\.32767\), got 'abc'$/m],
-    [['connect', '--peer', '40000', '--port', '1'], /^vchan: --peer must be a domain id \(0\.\.32767\), got '40000'$/m],
+    [['listen', '--peer', 'abc', '--port', '1'], /^vchan: --peer must be a domain id \(0\.\.32751\), got 'abc'$/m],
+    [['connect', '--peer', '40000', '--port', '1'], /^vchan: --peer must be a domain id \(0\.\.32751\), got '40000'$/m],
     [['listen', '--port', '1'], /^vchan: required option '--peer <domid>' not specified$/m],
     [['listen', '--peer', '1'], /^vchan: --port <n> or --path <xs-path> is required$/m],
     [['connect', '--peer', '1', '--port', '1', '--path', 'data/x'], /^vchan: give either --port or --path, not both$/m],
@@ -19,7 +19,7 @@ describe('vchan usage errors (exit 2)', () => {
     [['connect', '--peer', '1', '--port', '1', '--linger', '-1'], /--linger/],
     [['connect', '--peer', '1', '--port', '1', '--bogus'], /^vchan: unknown option '--bogus'$/m],
     [['proxy', '-m', 'both', '1', 'data/vchan/1/1', '/tmp/s'], /^vchan: -m\/--mode must be client or server, got 'both'$/m],
-    [['proxy', 'one', 'data/vchan/1/1', '/tmp/s'], /^vchan: domid must be a domain id \(0\.\.32767\), got 'one'$/m],
+    [['proxy', 'one', 'data/vchan/1/1', '/tmp/s'], /^vchan: domid must be a domain id \(0\.\.32751\), got 'one'$/m],
     [['proxy', '1', 'data/vchan/1/1'], /^vchan: missing required argument 'socket'$/m],
     [['frobnicate'], /^vchan: unknown command 'frobnicate'$/m],
   ];
