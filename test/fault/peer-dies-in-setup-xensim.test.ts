@@ -103,16 +103,19 @@ async function run(c: Case) {
   const goneAt = Date.now();
   const done = await v.next((l) => l.event === 'done', HANG_MS);
   let waited: string | undefined;
+  let mappedNothing = false;
   if (!done) {
     const status = await sim.control<BrokerStatus>({ op: 'status' });
-    waited = JSON.stringify(status.processes.find((x) => x.pid === victim.pid) ?? "holds no devices");
+    const mine = status.processes.find((x) => x.pid === victim.pid);
+    mappedNothing = (mine?.mappedPages ?? 0) === 0;
+    waited = JSON.stringify(mine ?? 'holds no devices');
     victim.stdin!.write('kill\n');
   }
   const report = (done ?? (await v.next((l) => l.event === 'done', 5000))) as { errors: Array<{ code: string; isVchanError: boolean; message: string }>; wallMs: number } | undefined;
   await v.exited;
   await sim.control({ op: 'destroy', domid: peerDom });
   const held = await sim.idle();
-  return { report, waited, latencyMs: done ? Number(done.wallMs) - goneAt : undefined, held, stderr: v.stderr() };
+  return { report, waited, mappedNothing, latencyMs: done ? Number(done.wallMs) - goneAt : undefined, held, stderr: v.stderr() };
 }
 
 const CASES: Case[] = [];
@@ -138,7 +141,10 @@ describe('the peer dies during its setup, under xensim (XenBackend victims in do
         if (e.code === 'ESRCH') expect(e.message, at).toMatch(/the peer's domain does not exist/);
         if (e.code === 'EINVAL') expect(e.message, at).toMatch(/not offered to this domain|not granted to this domain/);
       }
-      if (r.waited !== undefined) expect(NOTHING_MAPPED.has(c.at), `a wait that is not documented: ${at}`).toBe(true);
+      // Documented waits: the peer died before anything of it could be mapped, or (a client) we
+      // mapped nothing at all — under load the victim may not have read the entries before the
+      // destroy removed them, and a client with no entries waits for a server, as documented.
+      if (r.waited !== undefined) expect(NOTHING_MAPPED.has(c.at) || (c.role === 'client' && r.mappedNothing), `a wait that is not documented: ${at}`).toBe(true);
       expect(r.held, at).toEqual(NOTHING_HELD);
       if (process.env.FAULT_XEN_VERBOSE) rows.push(at);
       rows.push(`${c.role.padEnd(7)} ${c.api.padEnd(7)} ${c.death.padEnd(8)} before ${c.at.padEnd(15)} → ${r.waited !== undefined ? 'waiting (documented)' : (errors[0]?.code ?? 'end')}${r.latencyMs !== undefined ? ` after ${r.latencyMs} ms` : ''}`);
