@@ -40,6 +40,15 @@ export interface VchanClientOptions {
   signal?: AbortSignal;
 }
 
+/** Options of the calls that wait for the peer. */
+export interface WaitOptions {
+  /** Stops the wait with ERR_VCHAN_ABORTED (ERR_VCHAN_TIMEOUT for an AbortSignal.timeout()). */
+  signal?: AbortSignal;
+}
+
+/** readExactly() allocates what it returns: at most 64 MiB at once. */
+const MAX_READ_EXACTLY = 64 << 20;
+
 /** 0 = closed, 1 = connected, 2 = server waiting for its client (as libxenvchan_is_open). */
 export type OpenState = 0 | 1 | 2;
 
@@ -318,6 +327,63 @@ export class Vchan {
       this.waiters.push(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Writes all of `from`, waiting for the peer to make room as often as it
+   * takes. Rejects with ERR_VCHAN_PEER_CLOSED if the peer leaves first (what
+   * went into the ring before stays there), ERR_VCHAN_ABORTED on `signal`.
+   */
+  async writeAll(from: Uint8Array, options: WaitOptions = {}): Promise<void> {
+    checkBytes('from', from);
+    const signal = checkSignal('options.signal', checkObject('options', options).signal);
+    let done = this.write(from);
+    while (done < from.length) {
+      await this.wait(signal);
+      done += this.write(from, done, from.length - done);
+    }
+  }
+
+  /**
+   * Reads exactly `length` bytes (any number: longer than the ring too),
+   * waiting for the peer as often as it takes. Rejects with
+   * ERR_VCHAN_PEER_CLOSED, saying how many had arrived, if the peer leaves
+   * before all did (those are consumed), ERR_VCHAN_ABORTED on `signal`.
+   */
+  async readExactly(length: number, options: WaitOptions = {}): Promise<Buffer> {
+    if (typeof length !== 'number' || !Number.isInteger(length)) throw new TypeError(`length must be an integer, got ${describe(length)}`);
+    if (length < 0 || length > MAX_READ_EXACTLY) throw new RangeError(`length must be in 0..${MAX_READ_EXACTLY}, got ${length}`);
+    const signal = checkSignal('options.signal', checkObject('options', options).signal);
+    const into = Buffer.allocUnsafe(length);
+    let done = 0;
+    try {
+      done += this.read(into, done, length - done);
+      while (done < length) {
+        await this.wait(signal);
+        done += this.read(into, done, length - done);
+      }
+    } catch (error) {
+      if (error instanceof VchanError && error.code === ErrorCodes.PEER_CLOSED) {
+        throw peerClosedError(`the peer closed the channel after ${done} of the ${length} bytes asked for`);
+      }
+      throw error;
+    }
+    return into;
+  }
+
+  /**
+   * Resolves once the peer has read everything we wrote (our write ring is
+   * empty), driven by the peer's read notifications, never by polling.
+   * Rejects with ERR_VCHAN_PEER_CLOSED if the peer left with bytes of ours
+   * unread, ERR_VCHAN_CLOSED after close(), ERR_VCHAN_ABORTED on `signal`.
+   */
+  async drained(options: WaitOptions = {}): Promise<void> {
+    const signal = checkSignal('options.signal', checkObject('options', options).signal);
+    // bufferSpace() asks the peer to notify us when it reads: each wait() ends at such a read.
+    while (this.bufferSpace() < this.writeSize) {
+      if (this.departure) throw peerClosedError();
+      await this.wait(signal);
+    }
   }
 
   /** Calls `listener` on every event until the returned function is called. */

@@ -1,5 +1,5 @@
 /** xen-vchan: Xen's libvchan protocol for Node.js. */
-export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState } from './channel.js';
+export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState, type WaitOptions } from './channel.js';
 export { VchanStream, type VchanStreamOptions, type VchanSource, type VchanAddress, type VchanStreamError } from './stream.js';
 export { listen, connect, type ListenOptions, type ConnectOptions } from './net.js';
 export { VchanError, ErrorCodes, type VchanErrorCode, type VchanErrorOptions } from './errors.js';

@@ -18,6 +18,7 @@
  * on our side: stdin not all sent, or our bytes left unread in the ring.
  */
 import type { Readable, Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, VchanError } from '../errors.js';
 import type { VchanStream } from '../stream.js';
 import { describeError, EXIT_FAILURE, EXIT_OK, report } from './errors.js';
@@ -35,7 +36,8 @@ export interface PumpOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
-const CLOSER_POLL_MS = 20;
+/** While what arrived still waits for stdout, the closer looks again this often. */
+const BACKLOG_RECHECK_MS = 50;
 
 export function pump(channel: VchanStream, options: PumpOptions): Promise<number> {
   return new Promise((resolve) => new Relay(channel, options, resolve).start());
@@ -55,7 +57,8 @@ class Relay {
   private peerClosed = false;
   private weClosed = false;
   private finished = false;
-  private closer: NodeJS.Timeout | undefined;
+  /** Set once the closer runs; aborted when we finish, ending its waits. */
+  private closer: AbortController | undefined;
   private progress: Progress | undefined;
 
   constructor(
@@ -133,21 +136,29 @@ class Relay {
     if (this.closer || !this.connected || !this.flushedAt || this.finished) return;
     // A pure receiver waits for the sender to close; so does `--linger forever`.
     if (this.sent === 0 || this.options.linger === Infinity) return;
-    this.closer = setInterval(() => this.closeIfDone(), CLOSER_POLL_MS);
+    this.closer = new AbortController();
+    void this.closeWhenDone(this.closer.signal).catch(() => undefined); // the peer left or we finished: reported elsewhere
   }
 
-  private closeIfDone(): void {
+  /**
+   * Closes once the peer has read all we sent (its read notifications wake
+   * drained(): nothing polls the ring), nothing it sent waits for stdout, and
+   * it has been quiet for --linger.
+   */
+  private async closeWhenDone(signal: AbortSignal): Promise<void> {
     const vchan = this.channel.vchan;
-    if (!vchan || vchan.closed || this.peerClosed || this.weClosed) return;
-    const peerReadAll = vchan.bufferSpace() === vchan.writeSize;
-    const nothingWaiting = vchan.available() === 0 && this.channel.readableLength === 0;
-    const quietFor = Date.now() - Math.max(this.lastReceivedAt, this.flushedAt);
-    if (peerReadAll && nothingWaiting && quietFor >= this.options.linger) {
-      this.weClosed = true;
-      clearInterval(this.closer);
-      // end(): what already arrived is delivered, then the channel closes.
-      this.channel.end();
+    if (!vchan) return;
+    for (;;) {
+      await vchan.drained({ signal });
+      if (this.peerClosed || this.weClosed || this.finished) return;
+      const quietFor = Date.now() - Math.max(this.lastReceivedAt, this.flushedAt);
+      const backlog = vchan.available() > 0 || this.channel.readableLength > 0;
+      if (!backlog && quietFor >= this.options.linger) break;
+      await sleep(backlog ? BACKLOG_RECHECK_MS : this.options.linger - quietFor, undefined, { signal });
     }
+    this.weClosed = true;
+    // end(): what already arrived is delivered, then the channel closes.
+    this.channel.end();
   }
 
   /** The peer closed (or died) and everything it sent has reached stdout. */
@@ -177,7 +188,7 @@ class Relay {
   private finish(code: number, reason?: string): void {
     if (this.finished) return;
     this.finished = true;
-    clearInterval(this.closer);
+    this.closer?.abort();
     this.stdin.pause();
     this.progress?.finish();
     if (reason !== undefined) report(reason);
