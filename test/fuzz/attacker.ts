@@ -38,7 +38,14 @@ let vchan: Vchan | undefined;
 let dead = false;
 
 const capturing: Backend = {
-  store: backend.store,
+  store: {
+    ...backend.store,
+    async watch(p, onChange) {
+      const watch = await backend.store.watch(p, onChange);
+      if (p === plan.deathAtWatch) die();
+      return watch;
+    },
+  },
   domainId: () => backend.domainId(),
   async sharePages(p, count, notify) {
     const share = await backend.sharePages(p, count, notify);

@@ -47,6 +47,8 @@ export interface Plan {
   death: Death;
   /** Milliseconds from the attacker's start to its death (it may come mid-setup), or after the steps when undefined. */
   deathMs?: number;
+  /** Hand-made plans: the attacker dies as the reply to its setup's xenstore watch of this path arrives (a death mid-setup at an exact step). */
+  deathAtWatch?: string;
   /** An honest session: no attacks, every byte each way must arrive exactly. */
   honest: boolean;
   /** Bytes the victim sends and the attacker sends (honest sessions check both). */
