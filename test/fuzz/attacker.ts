@@ -36,6 +36,9 @@ const rings: Uint8Array[] = [];
 let own: EventChannel | undefined;
 let vchan: Vchan | undefined;
 let dead = false;
+/** The setup (ours or the fake server's), so a 'close' in its middle can stop it first. */
+let setup: Promise<unknown> = Promise.resolve();
+const setupAbort = new AbortController();
 
 const capturing: Backend = {
   store: {
@@ -90,11 +93,18 @@ function die(): void {
       }, 0);
       break;
     case 'close':
-      void (vchan?.close() ?? Promise.resolve()).finally(async () => {
-        port.postMessage({ dead: true });
-        await backend.close().catch(() => undefined);
-        process.exit(0);
-      });
+      // An honest close mid-setup aborts the setup and lets it release what it took before the
+      // process goes. Closing the backend under it instead let this thread run the setup on after
+      // its process ended (no real process can): it wrote cli_live = connected over the unmap
+      // notification's cleared byte, and a server that looked late saw a live client (seed 129025199).
+      setupAbort.abort();
+      void setup
+        .then((made) => (made instanceof Vchan ? made.close() : undefined), () => undefined)
+        .finally(async () => {
+          port.postMessage({ dead: true });
+          await backend.close().catch(() => undefined);
+          process.exit(0);
+        });
       break;
   }
 }
@@ -254,9 +264,10 @@ async function exchange(v: Vchan): Promise<void> {
 
 if (plan.deathMs !== undefined) setTimeout(die, plan.deathMs);
 try {
-  if (plan.role === 'client' && plan.fakeEntries !== undefined) await fakeServer(plan.fakeEntries);
-  else if (plan.role === 'client') vchan = await Vchan.server({ peer, path, readMin: plan.writeMin, writeMin: plan.readMin, backend: capturing });
-  else vchan = await Vchan.client({ peer, path, backend: capturing });
+  const signal = setupAbort.signal;
+  if (plan.role === 'client' && plan.fakeEntries !== undefined) await (setup = fakeServer(plan.fakeEntries));
+  else if (plan.role === 'client') vchan = await (setup = Vchan.server({ peer, path, readMin: plan.writeMin, writeMin: plan.readMin, backend: capturing, signal }));
+  else vchan = await (setup = Vchan.client({ peer, path, backend: capturing, signal }));
   Atomics.store(shared, 1, 1);
   port.postMessage({ setUp: true });
   if (plan.honest && vchan !== undefined) await exchange(vchan);
