@@ -45,7 +45,11 @@ const capturing: Backend = {
     ...backend.store,
     async watch(p, onChange) {
       const watch = await backend.store.watch(p, onChange);
-      if (p === plan.deathAtWatch) die();
+      if (p === plan.deathAtWatch) {
+        die();
+        // A 'close' closes the backend a few microtasks on: let it, so the setup goes on only after its process ended.
+        for (let i = 0; i < 10 && !backend.isClosed; i++) await undefined;
+      }
       return watch;
     },
   },

@@ -8,7 +8,9 @@
  * the notification had cleared it, so a server that looked late saw a
  * connected client that would never speak or leave. Only a loaded machine
  * looks late, so here the death comes at an exact step (the last watch of
- * the setup) and the late write lands before the server can look.
+ * the setup), which makes the late write land before the server looks in
+ * about half the sessions (the server's thread races it): ten a role, so
+ * the old attacker fails this all but never.
  */
 import { describe, expect, it } from 'vitest';
 import type { Plan } from './plan.js';
@@ -34,7 +36,7 @@ function plan(api: Plan['api']): Plan {
 describe('a fuzzer client that closes in the middle of its setup', () => {
   for (const api of ['stream', 'vchan'] as const) {
     it(`is seen gone by the ${api} server`, async () => {
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 10; i++) {
         const result = await runSession(plan(api));
         expect(result.findings, `${api} server, run ${i}`).toEqual([]);
       }
