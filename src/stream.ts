@@ -145,9 +145,7 @@ export class VchanStream extends Duplex {
   /** After our end(): what had arrived from the peer, copied out before the channel closed. */
   private tail: Buffer[] | undefined;
   /** An end() waiting for its chance to close (a server whose client has not read our data yet). */
-  private finishing = false;
-  /** Reports 'finish' once connected. */
-  private finished: (() => void) | undefined;
+  private finishing: ((error?: Error | null) => void) | undefined;
   /** A server's end() came before its client: close only once the client has read what we wrote. */
   private waitForReader = false;
   private dispatched = 0;
@@ -331,22 +329,15 @@ export class VchanStream extends Duplex {
   override _final(callback: (error?: Error | null) => void): void {
     // All writes are in the ring now. A server whose client has not come yet keeps its offer for it.
     this.waitForReader = this.channel?.role === 'server' && this.channel.isOpen() === 2;
-    this.finishing = true;
+    this.finishing = callback;
     this.tryFinish();
-    // Our bytes are all in the ring: 'finish' (as net's once the kernel has them),
-    // never before 'connect' (the close itself may wait for a reader).
-    this.finished = () => {
-      this.finished = undefined;
-      if (!this.destroyed) callback();
-    };
-    if (this.connected) this.finished();
   }
 
   /** @internal Node's Duplex implementation. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    this.finishing = false;
+    this.finishing = undefined;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     pending?.callback(error ?? peerClosedError('the stream was destroyed'));
@@ -395,7 +386,6 @@ export class VchanStream extends Duplex {
     if (this.channel.closed || this.channel.isOpen() !== 2) {
       this.connected = true;
       this.emit('connect');
-      this.finished?.();
       // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
       this.read(0);
       if (this.wantRead) this.drain();
@@ -404,23 +394,25 @@ export class VchanStream extends Duplex {
 
   /** Closes for end() once nothing holds it back; keeps what had arrived, for the readable side. */
   private tryFinish(): void {
+    const callback = this.finishing;
     const vchan = this.channel;
-    if (!this.finishing || !vchan) return;
+    if (!callback || !vchan) return;
     if (this.waitForReader && !vchan.closed) {
       const open = vchan.isOpen();
       // bufferSpace() asks the client to tell us when it reads.
       if (open === 2 || (open === 1 && vchan.bufferSpace() < vchan.writeSize)) return;
     }
-    this.finishing = false;
+    this.finishing = undefined;
     try {
       this.tail = this.takeUnread(vchan);
     } catch (error) {
-      this.destroy(error as Error);
-      return;
+      return callback(error as Error);
     }
-    // The readable side ends once the copied bytes are read.
-    if (this.wantRead) this.drain();
-    this.closeChannel().catch((error: Error) => this.destroy(error));
+    this.closeChannel().then(() => {
+      callback();
+      // The readable side ends once the copied bytes are read.
+      if (this.wantRead) this.drain();
+    }, callback);
   }
 
   /** Everything the peer had written, out of the ring (at most one ring: 1 MiB). */
