@@ -79,19 +79,22 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
     }
   },
   // No half-close: bytes written after the peer's end arrived fail, and the peer never gets them.
-  'half-close': ({ raw, ref, ours }) => {
+  'half-close': ({ scenario, raw, ref, ours }) => {
     for (const role of ROLES) {
-      if (raw.ref[role].lateBytes === 0) continue;
       const other = OTHER[role];
+      const failed = raw.ours[role].writes.includes('ERR_VCHAN_PEER_CLOSED');
+      if (!failed || !raw.ref[other].events.includes('finish') || raw.ours[other].destroyed) continue;
+      // What went into the ring before the peer closed is still delivered.
+      const okBytes = scenario[role].writes.reduce((n, w, i) => n + (raw.ours[role].writes[i] === 'ok' ? w.size : 0), 0);
+      // ...and a write fails only if its bytes were lost.
+      const allBytes = scenario[role].writes.reduce((n, w) => n + w.size, 0);
+      if (raw.ours[other].received < okBytes || raw.ours[other].received >= allBytes) continue;
       for (const n of [ref, ours]) {
         n[role].writes = n[role].writes.map((w) => (w === 'ERR_VCHAN_PEER_CLOSED' ? 'ok' : w));
         dropPeerGone(n[role]);
       }
-      const short = raw.ref[other].received - raw.ref[role].lateBytes;
-      if (raw.ours[other].received >= short) {
-        maskPrefix(ref, raw.ref, other);
-        maskPrefix(ours, raw.ours, other);
-      }
+      maskPrefix(ref, raw.ref, other);
+      maskPrefix(ours, raw.ours, other);
     }
   },
 };

@@ -9,7 +9,7 @@ import type { Role, SideScript } from './scenario.js';
 import type { SideTrace } from './trace.js';
 
 /** An end that neither closed nor failed by then is recorded as 'stuck' and destroyed. */
-const STUCK_MS = 2000;
+const STUCK_MS = 1000;
 
 export interface SideOptions {
   /** The stream is connected already (a net server's accepted socket): 'connect' is ours to report, a tick later. */
