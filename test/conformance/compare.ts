@@ -78,6 +78,16 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
       maskPrefix(ours, raw.ours, other);
     }
   },
+  // 'end' and 'finish' wait for different things (the peer's end, our bytes handed over): either order.
+  'end-finish-order': ({ ref, ours }) => {
+    for (const n of [ref, ours])
+      for (const side of Object.values(n)) {
+        const e = side.events;
+        const i = e.indexOf('finish');
+        const j = e.indexOf('end');
+        if (i >= 0 && j >= 0 && Math.abs(i - j) === 1) e.splice(Math.min(i, j), 2, 'end+finish');
+      }
+  },
   // No half-close: bytes written after the peer's end arrived fail, and the peer never gets them.
   'half-close': ({ scenario, raw, ref, ours }) => {
     for (const role of ROLES) {
