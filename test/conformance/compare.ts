@@ -78,6 +78,14 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
       maskPrefix(ours, raw.ours, other);
     }
   },
+  // No reset: a peer's destroy() closes the channel as its end() does, where net's peer sends a RST.
+  'no-reset': ({ raw, ref, ours }) => {
+    const gone = new Set(['end', 'finish', 'end+finish', 'error:ERR_VCHAN_PEER_CLOSED']);
+    for (const role of ROLES) {
+      if (!raw.ours[OTHER[role]].destroyed && !raw.ours[OTHER[role]].partial) continue;
+      for (const n of [ref, ours]) n[role].events = n[role].events.filter((e) => !gone.has(e));
+    }
+  },
   // 'end' and 'finish' wait for different things (the peer's end, our bytes handed over): either order.
   'end-finish-order': ({ ref, ours }) => {
     for (const n of [ref, ours])
