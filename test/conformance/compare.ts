@@ -110,6 +110,8 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
       for (const n of [ref, ours]) {
         n[role].writes = n[role].writes.map((w) => (w === 'ERR_VCHAN_PEER_CLOSED' ? 'ok' : w));
         dropPeerGone(n[role]);
+        // The failed write destroys the stream: no 'finish'.
+        n[role].events = n[role].events.map((e) => (e === 'end+finish' ? 'end' : e)).filter((e) => e !== 'finish');
       }
       maskPrefix(ref, raw.ref, other);
       maskPrefix(ours, raw.ours, other);

@@ -22,7 +22,8 @@ export async function conforms(reference: Target, target: Target, scenario: Scen
   const report = verdict.ok
     ? ''
     : `scenario ${JSON.stringify(scenario)}\nours ${JSON.stringify(verdict.ours)}\n` +
-      verdict.refs.map((r) => `net  ${JSON.stringify(r)}`).join('\n');
+      verdict.refs.map((r) => `net  ${JSON.stringify(r)}`).join('\n') +
+      `\nraw ours ${JSON.stringify(ours)}\nraw net  ${JSON.stringify(first)}`;
   return { ok: verdict.ok, report };
 }
 
@@ -34,11 +35,11 @@ export async function assertConforms(reference: Target, target: Target, runs: nu
     fc.asyncProperty(scenarioArb, async (scenario) => {
       count++;
       const { ok, report } = await conforms(reference, target, scenario);
-      last = report;
+      if (!ok) last = report;
       if (!ok) throw new Error(`not as net.Socket:\n${report}`);
     }),
     { ...runParameters(runs), endOnFailure: false, reporter: (details) => {
-      if (details.failed) throw new Error(`${fc.defaultReportMessage(details)}\n\nlast shrunk: ${last}\nreplay: CONFORMANCE_SEED=${details.seed} CONFORMANCE_PATH=${details.counterexamplePath} CONFORMANCE_RUNS=1`);
+      if (details.failed) throw new Error(`${fc.defaultReportMessage(details)}\n\nsmallest failing scenario:\n${last}\nreplay: CONFORMANCE_SEED=${details.seed} CONFORMANCE_PATH=${details.counterexamplePath} CONFORMANCE_RUNS=1`);
     } },
   );
   return count;
