@@ -139,6 +139,8 @@ export class VchanStream extends Duplex {
   private draining = false;
   /** 'connect' was emitted: the peer is (or was) there, and its bytes may flow. */
   private connected = false;
+  /** The 'connect' listeners are running. */
+  private inConnect = false;
   /** 'listening' has had its own turn: a 'connect' may follow. */
   private mayConnect = false;
   private referenced = true;
@@ -385,7 +387,15 @@ export class VchanStream extends Duplex {
     // own end() closed before this turn (a client that wrote and ended at once).
     if (this.channel.closed || this.channel.isOpen() !== 2) {
       this.connected = true;
-      this.emit('connect');
+      // No bytes move while the 'connect' listeners run (a write there may wake us at once);
+      // one that destroyed the stream reads nothing at all, as net.
+      this.inConnect = true;
+      try {
+        this.emit('connect');
+      } finally {
+        this.inConnect = false;
+      }
+      if (this.destroyed) return;
       // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
       this.read(0);
       if (this.wantRead) this.drain();
@@ -475,7 +485,7 @@ export class VchanStream extends Duplex {
    * or (after our end()) once the copied bytes are read.
    */
   private drain(): void {
-    if (this.draining || !this.connected) return;
+    if (this.draining || !this.connected || this.inConnect) return;
     this.draining = true;
     try {
       while (this.wantRead) {

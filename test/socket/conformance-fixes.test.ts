@@ -1,0 +1,45 @@
+/**
+ * Differences the conformance harness (test/conformance) found, each fixed
+ * and pinned here by the same steps on a net.Socket pair and on ours.
+ */
+import { once } from 'node:events';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { expect, it } from 'vitest';
+import { MemoryHypervisor } from '../../src/memory/index.js';
+import { connect, listen } from '../../src/net.js';
+
+/** The server reads from the start; act() writes, then destroys it; `seen` is how many bytes it read. */
+function writeThenDestroy(server: Duplex): { act: () => void; seen: Promise<number> } {
+  let got = 0;
+  server.on('data', (d: Buffer) => (got += d.length));
+  server.on('error', () => {});
+  const act = () => {
+    server.write('y', () => {});
+    server.destroy(new Error('destroyed by the test'));
+  };
+  return { act, seen: new Promise((resolve) => server.on('close', () => resolve(got))) };
+}
+
+it("no 'data' while the 'connect' listeners run: a server that writes and destroys in 'connect' reads nothing (seed -603291779)", async () => {
+  const path = join(tmpdir(), `vchan-fix-${process.pid}.sock`);
+  const netServer = net.createServer().listen(path);
+  await once(netServer, 'listening');
+  const accepted = once(netServer, 'connection') as Promise<[net.Socket]>;
+  net.connect(path).on('error', () => {}).end('x');
+  const [socket] = await accepted;
+  const steps = writeThenDestroy(socket);
+  steps.act(); // in its 'connection' listener
+  const reference = await steps.seen;
+  netServer.close();
+
+  const hv = new MemoryHypervisor();
+  const server = listen({ peer: 5, port: 1, backend: hv.backend(0) });
+  const ours = writeThenDestroy(server);
+  server.once('connect', ours.act);
+  connect({ peer: 0, port: 1, backend: hv.backend(5) }).on('error', () => {}).end('x');
+  expect(reference).toBe(0);
+  expect(await ours.seen).toBe(reference);
+});
