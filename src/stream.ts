@@ -147,7 +147,9 @@ export class VchanStream extends Duplex {
   /** After our end(): what had arrived from the peer, copied out before the channel closed. */
   private tail: Buffer[] | undefined;
   /** An end() waiting for its chance to close (a server whose client has not read our data yet). */
-  private finishing: ((error?: Error | null) => void) | undefined;
+  private finishing = false;
+  /** Reports 'finish' once connected. */
+  private finished: (() => void) | undefined;
   /** A server's end() came before its client: close only once the client has read what we wrote. */
   private waitForReader = false;
   private dispatched = 0;
@@ -331,15 +333,23 @@ export class VchanStream extends Duplex {
   override _final(callback: (error?: Error | null) => void): void {
     // All writes are in the ring now. A server whose client has not come yet keeps its offer for it.
     this.waitForReader = this.channel?.role === 'server' && this.channel.isOpen() === 2;
-    this.finishing = callback;
+    this.finishing = true;
     this.tryFinish();
+    // Our bytes are all in the ring: 'finish' (as net's once the kernel has them),
+    // never before 'connect' (the close itself may wait for a reader).
+    this.finished = () => {
+      this.finished = undefined;
+      // A microtask: after the promise reactions already queued (an 'end' awaited), before the next I/O.
+      queueMicrotask(() => !this.destroyed && callback());
+    };
+    if (this.connected) this.finished();
   }
 
   /** @internal Node's Duplex implementation. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    this.finishing = undefined;
+    this.finishing = false;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
     pending?.callback(error ?? peerClosedError('the stream was destroyed'));
@@ -395,6 +405,7 @@ export class VchanStream extends Duplex {
       } finally {
         this.inConnect = false;
       }
+      this.finished?.();
       if (this.destroyed) return;
       // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
       this.read(0);
@@ -404,25 +415,23 @@ export class VchanStream extends Duplex {
 
   /** Closes for end() once nothing holds it back; keeps what had arrived, for the readable side. */
   private tryFinish(): void {
-    const callback = this.finishing;
     const vchan = this.channel;
-    if (!callback || !vchan) return;
+    if (!this.finishing || !vchan) return;
     if (this.waitForReader && !vchan.closed) {
       const open = vchan.isOpen();
       // bufferSpace() asks the client to tell us when it reads.
       if (open === 2 || (open === 1 && vchan.bufferSpace() < vchan.writeSize)) return;
     }
-    this.finishing = undefined;
+    this.finishing = false;
     try {
       this.tail = this.takeUnread(vchan);
     } catch (error) {
-      return callback(error as Error);
+      this.destroy(error as Error);
+      return;
     }
-    this.closeChannel().then(() => {
-      callback();
-      // The readable side ends once the copied bytes are read.
-      if (this.wantRead) this.drain();
-    }, callback);
+    // The readable side ends once the copied bytes are read.
+    if (this.wantRead) this.drain();
+    this.closeChannel().catch((error: Error) => this.destroy(error));
   }
 
   /** Everything the peer had written, out of the ring (at most one ring: 1 MiB). */

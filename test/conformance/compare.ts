@@ -22,7 +22,7 @@ const OTHER: Record<Role, Role> = { server: 'client', client: 'server' };
 const ROLES: Role[] = ['server', 'client'];
 
 /** Codes a write callback gets when its own end was destroyed, whichever way: one cause. */
-const OWN_DESTROY = new Set(['ERR_STREAM_DESTROYED', 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'ABORT_ERR', 'ESCENARIO']);
+const OWN_DESTROY = new Set(['ERR_STREAM_DESTROYED', 'ERR_SOCKET_CLOSED', 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'ABORT_ERR', 'ESCENARIO']);
 
 function normalise(trace: Trace, codes: Map<string, string>): Normal {
   const map = (code: string) => codes.get(code) ?? code;
@@ -79,10 +79,12 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
     }
   },
   // No reset: a peer's destroy() closes the channel as its end() does, where net's peer sends a RST.
-  'no-reset': ({ raw, ref, ours }) => {
-    const gone = new Set(['end', 'finish', 'end+finish', 'error:ERR_VCHAN_PEER_CLOSED']);
+  'no-reset': ({ scenario, raw, ref, ours }) => {
     for (const role of ROLES) {
       if (!raw.ours[OTHER[role]].destroyed && !raw.ours[OTHER[role]].partial) continue;
+      // What this end does in 'end' (its destroy(err)) only happens where it got the 'end'.
+      const gone = new Set(['end', 'finish', 'end+finish', 'error:ERR_VCHAN_PEER_CLOSED']);
+      if (scenario[role].finishAt === 'end') gone.add('error:ESCENARIO');
       for (const n of [ref, ours]) n[role].events = n[role].events.filter((e) => !gone.has(e));
     }
   },
@@ -100,12 +102,15 @@ export const RULES: Record<string, (x: RuleInput) => void> = {
   'half-close': ({ scenario, raw, ref, ours }) => {
     for (const role of ROLES) {
       const other = OTHER[role];
-      const failed = raw.ours[role].writes.includes('ERR_VCHAN_PEER_CLOSED');
+      const t = raw.ours[role];
+      // A write failed, or an end(data) after the peer's 'end' did (it has no callback of its own).
+      const failed = t.writes.includes('ERR_VCHAN_PEER_CLOSED') || (t.lateBytes > 0 && t.events.includes('error:ERR_VCHAN_PEER_CLOSED'));
       if (!failed || !raw.ref[other].events.includes('finish') || raw.ours[other].destroyed) continue;
       // What went into the ring before the peer closed is still delivered.
       const okBytes = scenario[role].writes.reduce((n, w, i) => n + (raw.ours[role].writes[i] === 'ok' ? w.size : 0), 0);
       // ...and a write fails only if its bytes were lost.
-      const allBytes = scenario[role].writes.reduce((n, w) => n + w.size, 0);
+      const endData = scenario[role].finish === 'endData' ? scenario[role].endDataSize : 0;
+      const allBytes = scenario[role].writes.reduce((n, w) => n + w.size, endData);
       if (raw.ours[other].received < okBytes || raw.ours[other].received >= allBytes) continue;
       for (const n of [ref, ours]) {
         n[role].writes = n[role].writes.map((w) => (w === 'ERR_VCHAN_PEER_CLOSED' ? 'ok' : w));

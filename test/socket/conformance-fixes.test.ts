@@ -43,3 +43,29 @@ it("no 'data' while the 'connect' listeners run: a server that writes and destro
   expect(reference).toBe(0);
   expect(await ours.seen).toBe(reference);
 });
+
+/** Both ends end() at once; the client reads with for await. Its events, in order. */
+async function bothEndAtOnce(client: Duplex, server: Promise<Duplex>): Promise<string[]> {
+  const events: string[] = [];
+  for (const name of ['finish', 'end', 'close']) client.on(name, () => events.push(name));
+  client.end();
+  void server.then((s) => s.resume().end());
+  for await (const _ of client);
+  await once(client, 'close');
+  return events;
+}
+
+it("'finish' comes once our bytes are in the ring, not when the channel is released: both ending at once, a for-await client still sees it (seed 475782478)", async () => {
+  const path = join(tmpdir(), `vchan-fix-finish-${process.pid}.sock`);
+  const netServer = net.createServer().listen(path);
+  await once(netServer, 'listening');
+  const accepted = once(netServer, 'connection').then(([s]) => s as net.Socket);
+  const reference = await bothEndAtOnce(net.connect(path), accepted);
+  netServer.close();
+
+  const hv = new MemoryHypervisor();
+  const server = listen({ peer: 5, port: 2, backend: hv.backend(0) });
+  const ours = await bothEndAtOnce(connect({ peer: 0, port: 2, backend: hv.backend(5) }), Promise.resolve(server));
+  expect(reference).toContain('finish');
+  expect(ours).toContain('finish');
+});
