@@ -141,6 +141,10 @@ export class VchanStream extends Duplex {
   private connected = false;
   /** The 'connect' listeners are running. */
   private inConnect = false;
+  /** Writes may move: 'connect' was emitted (or our own listener for it ran). */
+  private writeReady = false;
+  /** A write before 'connect' added the listener that moves it. */
+  private flushOnConnect = false;
   /** 'listening' has had its own turn: a 'connect' may follow. */
   private mayConnect = false;
   private referenced = true;
@@ -286,6 +290,20 @@ export class VchanStream extends Duplex {
     return this.idleTimer ? this.idleMs : undefined;
   }
 
+  /** As net: the first write before 'connect' adds the 'connect' listener that moves what was written. */
+  override write(chunk: any, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(chunk: any, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(...args: [any, any?, any?]): boolean {
+    if (!this.connected && !this.flushOnConnect) {
+      this.flushOnConnect = true;
+      this.once('connect', () => {
+        this.writeReady = true;
+        this.continueWrite();
+      });
+    }
+    return super.write(...(args as [any, BufferEncoding, () => void]));
+  }
+
   /** Also stops a setup still running (Node would wait for it before _destroy). */
   override destroy(error?: Error): this {
     if (!this.channel && !this.destroyed) this.setupAbort.abort(error ?? new Error('the stream was destroyed'));
@@ -407,6 +425,8 @@ export class VchanStream extends Duplex {
       }
       this.finished?.();
       if (this.destroyed) return;
+      this.writeReady = true;
+      if (this.pendingWrite) this.continueWrite();
       // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
       this.read(0);
       if (this.wantRead) this.drain();
@@ -451,6 +471,9 @@ export class VchanStream extends Duplex {
     const pending = this.pendingWrite;
     const vchan = this.channel;
     if (!pending || !vchan) return;
+    // As net: what was written before 'connect' moves in a 'connect' listener of its own (see write()),
+    // so listeners added before that write run first (one may destroy us or end()).
+    if (!this.writeReady) return;
     if (pending.failed) {
       if (!this.readableEnded) return;
       this.pendingWrite = undefined;

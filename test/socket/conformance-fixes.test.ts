@@ -69,3 +69,35 @@ it("'finish' comes once our bytes are in the ring, not when the channel is relea
   expect(reference).toContain('finish');
   expect(ours).toContain('finish');
 });
+
+/**
+ * The client writes before it is connected and destroys itself in a 'connect' listener added before
+ * or after that write: how many bytes reach the server? (net moves them in a listener of its own.)
+ */
+async function writeBeforeConnect(client: Duplex, server: Promise<Duplex>, listenerFirst: boolean): Promise<number> {
+  client.on('error', () => {});
+  if (listenerFirst) client.once('connect', () => client.destroy());
+  client.write('written before connect', () => {});
+  if (!listenerFirst) client.once('connect', () => client.destroy());
+  const s = await server;
+  let got = 0;
+  s.on('data', (d: Buffer) => (got += d.length)).on('error', () => {});
+  await once(s, 'close');
+  return got;
+}
+
+it("bytes written before 'connect' move in 'connect', after the listeners added before the write (seed 1445116413)", async () => {
+  const path = join(tmpdir(), `vchan-fix-write-${process.pid}.sock`);
+  const netServer = net.createServer().listen(path);
+  await once(netServer, 'listening');
+  const hv = new MemoryHypervisor();
+  let port = 3;
+  for (const listenerFirst of [true, false]) {
+    const accepted = once(netServer, 'connection').then(([s]) => s as net.Socket);
+    const reference = await writeBeforeConnect(net.connect(path), accepted, listenerFirst);
+    const server = listen({ peer: 5, port: ++port, backend: hv.backend(0) });
+    const ours = await writeBeforeConnect(connect({ peer: 0, port, backend: hv.backend(5) }), Promise.resolve(server), listenerFirst);
+    expect([listenerFirst, ours]).toEqual([listenerFirst, reference]);
+  }
+  netServer.close();
+});
