@@ -141,6 +141,8 @@ export class VchanStream extends Duplex {
   private connected = false;
   /** The 'connect' listeners are running. */
   private inConnect = false;
+  /** Bytes may be delivered: a turn has passed since 'connect'. */
+  private readReady = false;
   /** Writes may move: 'connect' was emitted (or our own listener for it ran). */
   private writeReady = false;
   /** A write before 'connect' added the listener that moves it. */
@@ -427,9 +429,14 @@ export class VchanStream extends Duplex {
       if (this.destroyed) return;
       this.writeReady = true;
       if (this.pendingWrite) this.continueWrite();
-      // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
-      this.read(0);
-      if (this.wantRead) this.drain();
+      // As net.Socket: start reading (into the buffer, up to the high-water mark), from the next
+      // turn on, as a socket's first bytes (or its EOF) come from a later poll.
+      setImmediate(() => {
+        this.readReady = true;
+        if (this.destroyed) return;
+        this.read(0);
+        if (this.wantRead) this.drain();
+      });
     }
   }
 
@@ -517,7 +524,7 @@ export class VchanStream extends Duplex {
    * or (after our end()) once the copied bytes are read.
    */
   private drain(): void {
-    if (this.draining || !this.connected || this.inConnect) return;
+    if (this.draining || !this.readReady) return;
     this.draining = true;
     try {
       while (this.wantRead) {

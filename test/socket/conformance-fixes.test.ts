@@ -101,3 +101,27 @@ it("bytes written before 'connect' move in 'connect', after the listeners added 
   }
   netServer.close();
 });
+
+/** Called in the server's 'connect' (net: 'connection'): the order of its 'end' and of a setImmediate set now. */
+function endTurn(server: Duplex): Promise<string[]> {
+  const events: string[] = [];
+  server.on('end', () => events.push('end')).resume();
+  setImmediate(() => events.push('next turn'));
+  return once(server, 'end').then(() => new Promise((r) => setImmediate(() => r(events))));
+}
+
+it("a peer's bytes and EOF come a turn after 'connect' at the earliest, as a socket's (seed -1926539960)", async () => {
+  const path = join(tmpdir(), `vchan-fix-turn-${process.pid}.sock`);
+  let reference!: Promise<string[]>;
+  const netServer = net.createServer((s) => (reference = endTurn(s))).listen(path);
+  await once(netServer, 'listening');
+  await once(net.connect(path).end(), 'close');
+  netServer.close();
+
+  const hv = new MemoryHypervisor();
+  const server = listen({ peer: 5, port: 9, backend: hv.backend(0) });
+  const ours = new Promise<string[]>((resolve) => server.once('connect', () => resolve(endTurn(server))));
+  connect({ peer: 0, port: 9, backend: hv.backend(5) }).end();
+  expect(await reference).toEqual(['next turn', 'end']);
+  expect(await ours).toEqual(['next turn', 'end']);
+});
