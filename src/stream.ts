@@ -372,7 +372,8 @@ export class VchanStream extends Duplex {
     this.finishing = false;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
-    pending?.callback(error ?? peerClosedError('the stream was destroyed'));
+    // Our own destroy(), not the peer: Node's code for a write cut short by it (net says ERR_SOCKET_CLOSED).
+    pending?.callback(error ?? Object.assign(new Error('the stream was destroyed'), { code: 'ERR_STREAM_DESTROYED' }));
     this.closeChannel().then(
       () => callback(error),
       (closeError: Error) => callback(error ?? closeError),

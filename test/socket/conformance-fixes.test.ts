@@ -125,3 +125,22 @@ it("a peer's bytes and EOF come a turn after 'connect' at the earliest, as a soc
   expect(await reference).toEqual(['next turn', 'end']);
   expect(await ours).toEqual(['next turn', 'end']);
 });
+
+it("a write cut short by our own destroy() fails as destroyed, not as ERR_VCHAN_PEER_CLOSED (seed -1841182620)", async () => {
+  const path = join(tmpdir(), `vchan-fix-destroyed-${process.pid}.sock`);
+  const netServer = net.createServer((s) => s.resume()).listen(path);
+  await once(netServer, 'listening');
+  const codeOf = (client: Duplex) =>
+    new Promise<string | undefined>((resolve) => {
+      client.once('connect', () => client.destroy());
+      client.write(Buffer.alloc(0), (e) => resolve((e as { code?: string } | null | undefined)?.code));
+    });
+  const reference = await codeOf(net.connect(path));
+  netServer.close();
+
+  const hv = new MemoryHypervisor();
+  listen({ peer: 5, port: 10, backend: hv.backend(0) }).resume();
+  const ours = await codeOf(connect({ peer: 0, port: 10, backend: hv.backend(5) }));
+  expect(reference).toBe('ERR_SOCKET_CLOSED');
+  expect(ours).toBe('ERR_STREAM_DESTROYED');
+});
