@@ -11,6 +11,14 @@ import { expect, it } from 'vitest';
 import { MemoryHypervisor } from '../../src/memory/index.js';
 import { connect, listen } from '../../src/net.js';
 
+/** A listening unix-socket server for the reference steps, at a fresh path. */
+async function unixServer(name: string, onConnection?: (s: net.Socket) => void): Promise<{ netServer: net.Server; path: string }> {
+  const path = join(tmpdir(), `vchan-fix-${name}-${process.pid}.sock`);
+  const netServer = net.createServer(onConnection).listen(path);
+  await once(netServer, 'listening');
+  return { netServer, path };
+}
+
 /** The server reads from the start; act() writes, then destroys it; `seen` is how many bytes it read. */
 function writeThenDestroy(server: Duplex): { act: () => void; seen: Promise<number> } {
   let got = 0;
@@ -24,9 +32,7 @@ function writeThenDestroy(server: Duplex): { act: () => void; seen: Promise<numb
 }
 
 it("no 'data' while the 'connect' listeners run: a server that writes and destroys in 'connect' reads nothing (seed -603291779)", async () => {
-  const path = join(tmpdir(), `vchan-fix-${process.pid}.sock`);
-  const netServer = net.createServer().listen(path);
-  await once(netServer, 'listening');
+  const { netServer, path } = await unixServer('data');
   const accepted = once(netServer, 'connection') as Promise<[net.Socket]>;
   net.connect(path).on('error', () => {}).end('x');
   const [socket] = await accepted;
@@ -56,9 +62,7 @@ async function bothEndAtOnce(client: Duplex, server: Promise<Duplex>): Promise<s
 }
 
 it("'finish' comes once our bytes are in the ring, not when the channel is released: both ending at once, a for-await client still sees it (seed 475782478)", async () => {
-  const path = join(tmpdir(), `vchan-fix-finish-${process.pid}.sock`);
-  const netServer = net.createServer().listen(path);
-  await once(netServer, 'listening');
+  const { netServer, path } = await unixServer('finish');
   const accepted = once(netServer, 'connection').then(([s]) => s as net.Socket);
   const reference = await bothEndAtOnce(net.connect(path), accepted);
   netServer.close();
@@ -87,9 +91,7 @@ async function writeBeforeConnect(client: Duplex, server: Promise<Duplex>, liste
 }
 
 it("bytes written before 'connect' move in 'connect', after the listeners added before the write (seed 1445116413)", async () => {
-  const path = join(tmpdir(), `vchan-fix-write-${process.pid}.sock`);
-  const netServer = net.createServer().listen(path);
-  await once(netServer, 'listening');
+  const { netServer, path } = await unixServer('write');
   const hv = new MemoryHypervisor();
   let port = 3;
   for (const listenerFirst of [true, false]) {
@@ -111,10 +113,8 @@ function endTurn(server: Duplex): Promise<string[]> {
 }
 
 it("a peer's bytes and EOF come a turn after 'connect' at the earliest, as a socket's (seed -1926539960)", async () => {
-  const path = join(tmpdir(), `vchan-fix-turn-${process.pid}.sock`);
   let reference!: Promise<string[]>;
-  const netServer = net.createServer((s) => (reference = endTurn(s))).listen(path);
-  await once(netServer, 'listening');
+  const { netServer, path } = await unixServer('turn', (s) => (reference = endTurn(s)));
   await once(net.connect(path).end(), 'close');
   netServer.close();
 
@@ -127,9 +127,7 @@ it("a peer's bytes and EOF come a turn after 'connect' at the earliest, as a soc
 });
 
 it("a write cut short by our own destroy() fails as destroyed, not as ERR_VCHAN_PEER_CLOSED (seed -1841182620)", async () => {
-  const path = join(tmpdir(), `vchan-fix-destroyed-${process.pid}.sock`);
-  const netServer = net.createServer((s) => s.resume()).listen(path);
-  await once(netServer, 'listening');
+  const { netServer, path } = await unixServer('destroyed', (s) => s.resume());
   const codeOf = (client: Duplex) =>
     new Promise<string | undefined>((resolve) => {
       client.once('connect', () => client.destroy());
