@@ -139,13 +139,23 @@ export class VchanStream extends Duplex {
   private draining = false;
   /** 'connect' was emitted: the peer is (or was) there, and its bytes may flow. */
   private connected = false;
+  /** The 'connect' listeners are running. */
+  private inConnect = false;
+  /** Bytes may be delivered: a turn has passed since 'connect'. */
+  private readReady = false;
+  /** Writes may move: 'connect' was emitted (or our own listener for it ran). */
+  private writeReady = false;
+  /** A write before 'connect' added the listener that moves it. */
+  private flushOnConnect = false;
   /** 'listening' has had its own turn: a 'connect' may follow. */
   private mayConnect = false;
   private referenced = true;
   /** After our end(): what had arrived from the peer, copied out before the channel closed. */
   private tail: Buffer[] | undefined;
   /** An end() waiting for its chance to close (a server whose client has not read our data yet). */
-  private finishing: ((error?: Error | null) => void) | undefined;
+  private finishing = false;
+  /** Reports 'finish' once connected. */
+  private finished: (() => void) | undefined;
   /** A server's end() came before its client: close only once the client has read what we wrote. */
   private waitForReader = false;
   private dispatched = 0;
@@ -282,6 +292,20 @@ export class VchanStream extends Duplex {
     return this.idleTimer ? this.idleMs : undefined;
   }
 
+  /** As net: the first write before 'connect' adds the 'connect' listener that moves what was written. */
+  override write(chunk: any, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(chunk: any, encoding: BufferEncoding, callback?: (error: Error | null | undefined) => void): boolean;
+  override write(...args: [any, any?, any?]): boolean {
+    if (!this.connected && !this.flushOnConnect) {
+      this.flushOnConnect = true;
+      this.once('connect', () => {
+        this.writeReady = true;
+        this.continueWrite();
+      });
+    }
+    return super.write(...(args as [any, BufferEncoding, () => void]));
+  }
+
   /** Also stops a setup still running (Node would wait for it before _destroy). */
   override destroy(error?: Error): this {
     if (!this.channel && !this.destroyed) this.setupAbort.abort(error ?? new Error('the stream was destroyed'));
@@ -329,18 +353,27 @@ export class VchanStream extends Duplex {
   override _final(callback: (error?: Error | null) => void): void {
     // All writes are in the ring now. A server whose client has not come yet keeps its offer for it.
     this.waitForReader = this.channel?.role === 'server' && this.channel.isOpen() === 2;
-    this.finishing = callback;
+    this.finishing = true;
     this.tryFinish();
+    // Our bytes are all in the ring: 'finish' (as net's once the kernel has them),
+    // never before 'connect' (the close itself may wait for a reader).
+    this.finished = () => {
+      this.finished = undefined;
+      // A microtask: after the promise reactions already queued (an 'end' awaited), before the next I/O.
+      queueMicrotask(() => !this.destroyed && callback());
+    };
+    if (this.connected) this.finished();
   }
 
   /** @internal Node's Duplex implementation. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    this.finishing = undefined;
+    this.finishing = false;
     const pending = this.pendingWrite;
     this.pendingWrite = undefined;
-    pending?.callback(error ?? peerClosedError('the stream was destroyed'));
+    // Our own destroy(), not the peer: Node's code for a write cut short by it (net says ERR_SOCKET_CLOSED).
+    pending?.callback(error ?? Object.assign(new Error('the stream was destroyed'), { code: 'ERR_STREAM_DESTROYED' }));
     this.closeChannel().then(
       () => callback(error),
       (closeError: Error) => callback(error ?? closeError),
@@ -385,34 +418,48 @@ export class VchanStream extends Duplex {
     // own end() closed before this turn (a client that wrote and ended at once).
     if (this.channel.closed || this.channel.isOpen() !== 2) {
       this.connected = true;
-      this.emit('connect');
-      // As net.Socket: start reading at once (into the buffer, up to the high-water mark).
-      this.read(0);
-      if (this.wantRead) this.drain();
+      // No bytes move while the 'connect' listeners run (a write there may wake us at once);
+      // one that destroyed the stream reads nothing at all, as net.
+      this.inConnect = true;
+      try {
+        this.emit('connect');
+      } finally {
+        this.inConnect = false;
+      }
+      this.finished?.();
+      if (this.destroyed) return;
+      this.writeReady = true;
+      if (this.pendingWrite) this.continueWrite();
+      // As net.Socket: start reading (into the buffer, up to the high-water mark), from the next
+      // turn on, as a socket's first bytes (or its EOF) come from a later poll.
+      setImmediate(() => {
+        this.readReady = true;
+        if (this.destroyed) return;
+        this.read(0);
+        if (this.wantRead) this.drain();
+      });
     }
   }
 
   /** Closes for end() once nothing holds it back; keeps what had arrived, for the readable side. */
   private tryFinish(): void {
-    const callback = this.finishing;
     const vchan = this.channel;
-    if (!callback || !vchan) return;
+    if (!this.finishing || !vchan) return;
     if (this.waitForReader && !vchan.closed) {
       const open = vchan.isOpen();
       // bufferSpace() asks the client to tell us when it reads.
       if (open === 2 || (open === 1 && vchan.bufferSpace() < vchan.writeSize)) return;
     }
-    this.finishing = undefined;
+    this.finishing = false;
     try {
       this.tail = this.takeUnread(vchan);
     } catch (error) {
-      return callback(error as Error);
+      this.destroy(error as Error);
+      return;
     }
-    this.closeChannel().then(() => {
-      callback();
-      // The readable side ends once the copied bytes are read.
-      if (this.wantRead) this.drain();
-    }, callback);
+    // The readable side ends once the copied bytes are read.
+    if (this.wantRead) this.drain();
+    this.closeChannel().catch((error: Error) => this.destroy(error));
   }
 
   /** Everything the peer had written, out of the ring (at most one ring: 1 MiB). */
@@ -432,6 +479,9 @@ export class VchanStream extends Duplex {
     const pending = this.pendingWrite;
     const vchan = this.channel;
     if (!pending || !vchan) return;
+    // As net: what was written before 'connect' moves in a 'connect' listener of its own (see write()),
+    // so listeners added before that write run first (one may destroy us or end()).
+    if (!this.writeReady) return;
     if (pending.failed) {
       if (!this.readableEnded) return;
       this.pendingWrite = undefined;
@@ -475,7 +525,7 @@ export class VchanStream extends Duplex {
    * or (after our end()) once the copied bytes are read.
    */
   private drain(): void {
-    if (this.draining || !this.connected) return;
+    if (this.draining || !this.readReady) return;
     this.draining = true;
     try {
       while (this.wantRead) {
