@@ -78,6 +78,10 @@ export class Vchan {
   /** Once the peer is seen gone: what it left unread for us, copied out before the pages went. */
   private departure: Departure | undefined;
   private peerSeenConnected = false;
+  private domainGone = false;
+  /** Server: withdraws the offer (entries, then the path claim), once. */
+  private withdrawal: (() => Promise<void>) | undefined;
+  private withdrawing: Promise<void> | undefined;
   private markReleased!: () => void;
   private readonly releasedPromise = new Promise<void>((resolve) => (this.markReleased = resolve));
   private waiters: Waiter[] = [];
@@ -122,7 +126,12 @@ export class Vchan {
     }
     // Released last: the path is free again once the entries are gone.
     parts.releases.unshift(unclaim);
-    return relay.attach(new Vchan('server', peer, path, parts));
+    const vchan = new Vchan('server', peer, path, parts);
+    vchan.withdrawal = () => (vchan.withdrawing ??= parts.withdraw!().then(unclaim, (error: unknown) => {
+      unclaim();
+      throw error;
+    }));
+    return relay.attach(vchan);
   }
 
   /** Waits for the server's entries (xenstore watch), maps its pages and connects. */
@@ -161,6 +170,20 @@ export class Vchan {
     return this.releasedPromise;
   }
 
+  /**
+   * Server: resolves once the offer's xenstore entries are gone and its path
+   * may be offered again; withdraws them now if the client has not come.
+   * Client: resolves at once. The channel itself stays open.
+   */
+  offerWithdrawn(): Promise<void> {
+    return this.withdrawal ? this.withdrawal() : Promise.resolve();
+  }
+
+  /** The peer's domain was seen destroyed (not merely its process gone). */
+  get peerDomainGone(): boolean {
+    return this.domainGone;
+  }
+
   /** The local event channel port (for diagnostics). */
   get port(): number {
     return this.parts.port.port;
@@ -176,6 +199,8 @@ export class Vchan {
         this.peerSeenConnected = true;
         // A client that connected certainly had a domain: if it is gone already, it was destroyed.
         this.parts.peerExisted?.();
+        // Taken: no second client may find these entries (Qubes' libvchan withdraws them at once too).
+        this.offerWithdrawn().catch(() => undefined);
       }
       return 1;
     }
@@ -344,6 +369,7 @@ export class Vchan {
 
   /** Marks the peer gone without a liveness change (e.g. its domain was destroyed). */
   markPeerGone(): void {
+    this.domainGone = true;
     if (this.closedByUs || this.departure) return;
     this.depart();
   }

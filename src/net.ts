@@ -49,14 +49,14 @@ export interface ConnectOptions extends VchanStreamOptions {
 
 const MAX_PORT = 0x7fffffff;
 
-function checkPort(value: unknown): number {
+export function checkPort(value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`port must be an integer, got ${describe(value)}`);
   if (value < 0 || value > MAX_PORT) throw new RangeError(`port must be in 0..${MAX_PORT}, got ${value}`);
   return value;
 }
 
 /** Exactly one of path and port. */
-function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
+export function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
   if (o.path !== undefined && o.port !== undefined) throw new TypeError('give either path or port, not both');
   if (o.path !== undefined) return { path: checkPath('path', o.path) };
   if (o.port !== undefined) return { port: checkPort(o.port) };

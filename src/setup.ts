@@ -25,6 +25,8 @@ export interface ChannelParts {
   readonly handles: readonly KeepAliveHandle[];
   /** Server: the client is seen connected, so its domain existed (a home gone now means destroyed). */
   readonly peerExisted?: () => void;
+  /** Server: removes the offer's entries (once; later calls return the same promise). */
+  readonly withdraw?: () => Promise<void>;
 }
 
 /** u32 word indices of each ring's counters in the control page. */
@@ -93,13 +95,18 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       { domid: peer, access: 'read' as const },
     ];
     await backend.store.writeAll(entries, permissions, { signal: s.signal });
-    releases.push(() => backend.store.remove(s.path));
     // A xenstore that came back may have lost the offer: publish it again while the client has not come.
     const unlisten = backend.store.onReconnect?.(() => {
-      if (page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
+      if (withdrawn || page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
       void backend.store.writeAll(entries, permissions).catch(() => undefined); // lost again: the next reconnect retries
     });
-    if (unlisten) releases.push(unlisten);
+    // Removed once only: after the client is seen, a fresh offer may already stand at the same path.
+    let withdrawn: Promise<void> | undefined;
+    const withdraw = (): Promise<void> => {
+      unlisten?.();
+      return (withdrawn ??= backend.store.remove(s.path));
+    };
+    releases.push(withdraw);
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
 
     return {
@@ -111,6 +118,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       releases,
       handles: watch ? [port, watch] : [port],
       peerExisted: () => watch?.existed(),
+      withdraw,
     };
   });
 }
