@@ -38,6 +38,13 @@ export interface VchanClientOptions {
   backend: Backend;
   /** Aborts waiting for the server and the setup; everything taken is released. */
   signal?: AbortSignal;
+  /**
+   * With a `signal`: an offer found stale or already taken (EINVAL on bind
+   * or map while the server's domain lives) is tried again once its
+   * entries change, until `signal`, instead of failing at once.
+   * Default: true when `signal` is given.
+   */
+  retryStale?: boolean;
 }
 
 /** 0 = closed, 1 = connected, 2 = server waiting for its client (as libxenvchan_is_open). */
@@ -142,7 +149,9 @@ export class Vchan {
     const backend = checkBackend(o.backend);
     const signal = checkSignal('signal', o.signal);
     const relay = new EventRelay();
-    const parts = await setupClient({ backend, peer, path, signal, onEvent: relay.fire, onPeerGone: relay.peerGone });
+    if (o.retryStale !== undefined && typeof o.retryStale !== 'boolean') throw new TypeError(`retryStale must be a boolean, got ${describe(o.retryStale)}`);
+    const retryStale = signal !== undefined && o.retryStale !== false;
+    const parts = await setupClient({ backend, peer, path, signal, retryStale, onEvent: relay.fire, onPeerGone: relay.peerGone });
     return relay.attach(new Vchan('client', peer, path, parts));
   }
 

@@ -183,7 +183,8 @@ export function connect(options: ConnectOptions, listener?: () => void): VchanSt
     async (backend, cancel) => {
       const wait = anyOf(cancel, signal, deadline)!;
       const path = 'path' in address ? address.path : `/local/domain/${peer}/data/vchan/${await backend.domainId()}/${address.port}`;
-      return Vchan.client({ peer, path, backend, signal: wait });
+      // Bounded by the caller only: without a timeout or signal a stale offer fails at once, never waits silently.
+      return Vchan.client({ peer, path, backend, signal: wait, retryStale: signal !== undefined || deadline !== undefined });
     },
     streamOptions(o),
     'path' in address ? { peer, path: address.path } : { peer, port: address.port },
