@@ -30,6 +30,8 @@ export class PeerOffers {
   private watch: PeerWatch | undefined;
   private stopped = false;
   private gone = false;
+  /** A client took the last offer; its entries are being withdrawn before the next. */
+  private withdrawing = false;
   private referenced = true;
   private markFirst!: () => void;
   /** Resolves once the first offer is published or has failed. */
@@ -67,7 +69,7 @@ export class PeerOffers {
 
   /** Publishes an offer if there is none, the domain lives and the limits allow. */
   offer(): void {
-    if (this.pending || this.stopped || this.gone || !this.host.hasRoom(this.peer)) return;
+    if (this.pending || this.withdrawing || this.stopped || this.gone || !this.host.hasRoom(this.peer)) return;
     const h = this.host;
     const stream = listen({ ...h.streamOptions, ...h.where, peer: this.peer, readMin: h.readMin, writeMin: h.writeMin, backend: h.backend });
     this.pending = stream;
@@ -99,9 +101,16 @@ export class PeerOffers {
     }
     this.watch?.existed();
     this.host.connection(this.peer, stream);
+    this.withdrawing = true;
     vchan.offerWithdrawn().then(
-      () => this.offer(),
-      (error: unknown) => this.fail(error),
+      () => {
+        this.withdrawing = false;
+        this.offer();
+      },
+      (error: unknown) => {
+        this.withdrawing = false;
+        this.fail(error);
+      },
     );
   }
 
