@@ -182,7 +182,9 @@ export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
         throw staleError(error, stale);
       }
       if (!(await domainAlive(s.backend, s.peer))) throw error;
-      stale = { entries: found.entries, error };
+      // Entries new to us get one more try at once (a failure may be passing); the same ones again must change first.
+      const again = stale !== undefined && sameEntries(stale.entries, found.entries);
+      stale = { entries: found.entries, error, retryAtOnce: !again };
     }
   }
 }
@@ -190,6 +192,11 @@ export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
 interface StaleOffer {
   entries: ServerEntries;
   error: unknown;
+  retryAtOnce: boolean;
+}
+
+function sameEntries(a: ServerEntries, b: ServerEntries): boolean {
+  return a.ringRef === b.ringRef && a.eventChannel === b.eventChannel;
 }
 
 /** An abort while waiting for stale entries to change: the stale offer's error, which says what happened. */
@@ -216,11 +223,11 @@ async function domainAlive(backend: Backend, peer: number): Promise<boolean> {
 
 /** Entries other than the stale ones, or the same ones after they were seen gone (a fresh offer may reuse them). */
 function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined) => boolean {
-  if (!stale) return (entries) => entries !== undefined;
+  if (!stale || stale.retryAtOnce) return (entries) => entries !== undefined;
   let seenGone = false;
   return (entries) => {
     if (!entries) return !(seenGone = true);
-    return seenGone || entries.ringRef !== stale.entries.ringRef || entries.eventChannel !== stale.entries.eventChannel;
+    return seenGone || !sameEntries(entries, stale.entries);
   };
 }
 
