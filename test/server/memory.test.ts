@@ -153,6 +153,30 @@ describe('createServer() (memory backend)', () => {
     await once(server, 'close');
   });
 
+  it('maxConnectionsPerPeer holds the next offer back until a connection closes', async () => {
+    const hv = new MemoryHypervisor();
+    const server = createServer({ backend: hv.backend(0), maxConnectionsPerPeer: 2 });
+    const accepted: VchanStream[] = [];
+    server.on('connection', (s: VchanStream) => accepted.push(s));
+    await listening(server, { peer: 5, port: 6, ...SMALL });
+    const dom5 = hv.backend(5);
+    for (let i = 0; i < 2; i++) await once(connect({ peer: 0, port: 6, backend: dom5, timeout: 5000 }), 'connect');
+    while (accepted.length < 2) await once(server, 'connection');
+    await expect.poll(() => hv.backend(0).store.read('/local/domain/0/data/vchan/5/6/ring-ref')).toBeUndefined();
+    const third = connect({ peer: 0, port: 6, backend: dom5, timeout: 300 });
+    const [error] = (await once(third, 'error')) as [{ code: string }];
+    expect(error.code).toBe('ERR_VCHAN_TIMEOUT');
+    accepted[0]!.destroy();
+    const fourth = connect({ peer: 0, port: 6, backend: dom5, timeout: 5000 });
+    await once(fourth, 'connect');
+    while (accepted.length < 3) await once(server, 'connection');
+    expect(server.address()).toEqual({ peers: [5], port: 6 });
+    for (const s of accepted) s.destroy();
+    server.close();
+    await once(server, 'close');
+    expect(server.address()).toBeNull();
+  });
+
   it('checks its arguments and names them', () => {
     const server = createServer({ backend: new MemoryHypervisor().backend(0) });
     expect(() => server.listen({ port: 1 })).toThrow(/peer or peers/);
