@@ -66,6 +66,25 @@ describe('createServer() (memory backend)', () => {
     await once(server, 'close');
   }, 60_000);
 
+  it("a connection's close leaves the fresh offer at the same path in place", async () => {
+    const hv = new MemoryHypervisor();
+    const dom0 = hv.backend(0);
+    const server = createServer({ backend: dom0 });
+    echoServer(server);
+    await listening(server, { peer: 5, port: 8, ...SMALL });
+    const dom5 = hv.backend(5);
+    const ringRef = '/local/domain/0/data/vchan/5/8/ring-ref';
+    for (let i = 0; i < 3; i++) {
+      const closedOnServer = once(server, 'connection').then(([s]) => once(s as VchanStream, 'close'));
+      expect(await roundTrip(connect({ peer: 0, port: 8, backend: dom5, timeout: 2000 }), Buffer.from('x'))).toEqual(flipped(Buffer.from('x')));
+      await closedOnServer;
+      await new Promise((r) => setTimeout(r, 20));
+      expect(await dom0.store.read(ringRef), `after connection ${i} closed`).toMatch(/^[0-9]+$/);
+    }
+    server.close();
+    await once(server, 'close');
+  });
+
   it('serves 100 domains connecting at once', async () => {
     const hv = new MemoryHypervisor();
     const peers = Array.from({ length: 100 }, (_, i) => i + 1);
