@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   const store = new XenStore({ path: envs.get(0)!.XENSTORED_PATH! });
   const w: World = {
     envOf: (d) => envs.get(d)!,
+    brokerCpu: () => platform.brokerCpu(),
     watches: async (d) => (await ctl.request<BrokerStatus>({ op: 'status' })).domains.find((x) => x.domid === d)?.watches ?? 0,
     store,
     scratch: platform.scratch,

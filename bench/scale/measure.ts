@@ -16,6 +16,8 @@ export type Kind = 'ts' | 'c';
 export interface World {
   /** Environment of a process in domain `domid`. */
   envOf(domid: number): NodeJS.ProcessEnv;
+  /** CPU seconds the emulator's broker has used so far. */
+  brokerCpu(): number;
   /** Watches held by domain `domid` now (xensim status). */
   watches(domid: number): Promise<number>;
   /** A xenstore connection of dom0, to see the C proxies' offers appear. */
@@ -43,6 +45,8 @@ export interface Result {
   connectP50Ms: number;
   connectP99Ms: number;
   serverCpuMsPerConn: number;
+  /** The emulator's broker (event channels, xenstore) over the connect phase, per connection. */
+  brokerCpuMsPerConn: number;
   rssIdle: number;
   rssOpen: number;
   watchesIdle: number;
@@ -116,10 +120,12 @@ async function connectPhase(w: World, s: Servers, n: number, port: number) {
   let failures = 0;
   let firstFailure: string | undefined;
   const cpu0 = cpuOf(s.measured);
+  const broker0 = w.brokerCpu();
   const t0 = performance.now();
   const end = t0 + w.seconds * 1000;
   let elapsed = 0;
   let cpu = 0;
+  let broker = 0;
   try {
     // every domain's loop runs to the end; a failed client is counted, not thrown
     await Promise.all(
@@ -143,6 +149,7 @@ async function connectPhase(w: World, s: Servers, n: number, port: number) {
   } finally {
     elapsed = (performance.now() - t0) / 1000;
     cpu = cpuOf(s.measured) - cpu0;
+    broker = w.brokerCpu() - broker0;
   }
   latencies.sort((a, b) => a - b);
   return {
@@ -153,6 +160,7 @@ async function connectPhase(w: World, s: Servers, n: number, port: number) {
     connectP50Ms: percentile(latencies, 0.5),
     connectP99Ms: percentile(latencies, 0.99),
     serverCpuMsPerConn: connections ? (cpu / connections) * 1000 : NaN,
+    brokerCpuMsPerConn: connections ? (broker / connections) * 1000 : NaN,
   };
 }
 

@@ -7,8 +7,8 @@ const num = (v: number | undefined, digits: number) => (v === undefined || !Numb
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
 export const HEADER = [
-  '| N | server | conn/s | connect p50 ms | connect p99 ms | connections (failed) | server CPU ms/conn | server RSS, no client MiB | server RSS, N open MiB | RSS per open channel KiB | watches (no client / N open) | server CPU µs/round trip, N-1 idle | round trip p50 µs |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  '| N | server | conn/s | connect p50 ms | connect p99 ms | connections (failed) | server CPU ms/conn | broker CPU ms/conn | server RSS, no client MiB | server RSS, N open MiB | RSS per open channel KiB | watches (no client / N open) | server CPU µs/round trip, N-1 idle | round trip p50 µs |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 
 export function row(r: Result): string {
@@ -21,6 +21,7 @@ export function row(r: Result): string {
     num(r.connectP99Ms, 1),
     `${r.connections} (${r.failures})`,
     num(r.serverCpuMsPerConn, 1),
+    num(r.brokerCpuMsPerConn, 1),
     mib(r.rssIdle),
     mib(r.rssOpen),
     num(perChannel, 0),
