@@ -12,6 +12,7 @@ import { cpus, loadavg } from 'node:os';
 import { ControlClient } from '../../sim/broker/control.js';
 import type { BrokerStatus } from '../../sim/broker/broker.js';
 import { XenStore } from '../../src/index.js';
+import { eachFlag } from '../lib/args.js';
 import { buildPrograms, compile, debianRoot, startPlatform } from '../lib/setup.js';
 import { measure, type Result, type World } from './measure.js';
 import type { Proc } from './procs.js';
@@ -31,14 +32,8 @@ function parse(argv: string[]): Options {
   let ns: number[] | undefined;
   let seconds: number | undefined;
   let ping: number | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--scale') continue;
+  eachFlag(argv, (a, value) => {
+    if (a === '--scale') return;
     else if (a === '--quick') o.quick = true;
     else if (a === '--ns') ns = value().split(',').map(Number);
     else if (a === '--seconds') seconds = Number(value());
@@ -46,7 +41,7 @@ function parse(argv: string[]): Options {
     else if (a === '--repo') o.repo = value();
     else if (a === '--cache') o.cacheDir = value();
     else throw new Error(`unknown option ${a} (with --scale: --quick, --ns, --seconds, --ping-seconds)`);
-  }
+  });
   o.ns = ns ?? (o.quick ? [1, 10] : [1, 10, 100]);
   o.seconds = seconds ?? (o.quick ? 2 : 10);
   o.pingSeconds = ping ?? (o.quick ? 1 : 3);
