@@ -19,7 +19,13 @@ if (needed.some((f) => !existsSync(join(repo, f))) || !addon.some((f) => existsS
 mkdirSync(cache, { recursive: true });
 // Inside the repo, so the bundled library finds binding.gyp (and the addon) above it.
 buildSync({
-  entryPoints: { main: join(repo, 'bench/main.ts'), peer: join(repo, 'bench/peer/main.ts'), micro: join(repo, 'bench/micro.ts') },
+  entryPoints: {
+    main: join(repo, 'bench/main.ts'),
+    peer: join(repo, 'bench/peer/main.ts'),
+    micro: join(repo, 'bench/micro.ts'),
+    scale: join(repo, 'bench/scale/main.ts'),
+    'scale-echo': join(repo, 'bench/scale/echo.ts'),
+  },
   outdir: cache,
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -30,7 +36,8 @@ buildSync({
   logLevel: 'error',
 });
 const args = process.argv.slice(2);
+const entry = args.includes('--scale') ? 'scale.mjs' : 'main.mjs';
 const r = args[0] === '--micro'
   ? spawnSync(process.execPath, [join(cache, 'micro.mjs')], { stdio: 'inherit' })
-  : spawnSync(process.execPath, [join(cache, 'main.mjs'), '--repo', repo, '--cache', cache, ...args], { stdio: 'inherit' });
+  : spawnSync(process.execPath, [join(cache, entry), '--repo', repo, '--cache', cache, ...args], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
+import { eachFlag } from './lib/args.js';
 import { plan, type Case } from './lib/plan.js';
 import { placement } from './lib/placement.js';
 import { halfRange, tables, toRecord, values, type Collected } from './lib/report.js';
@@ -38,13 +39,7 @@ function parse(argv: string[]): Options {
   const o: Options = { full: false, reps: 3, seconds: 0.4, sim: false, pin: true, swing: 0.15, repo: '', cacheDir: '' };
   let reps: number | undefined;
   let seconds: number | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (a, value) => {
     if (a === '--full') o.full = true;
     else if (a === '--json') o.json = resolve(value());
     else if (a === '--reps') reps = Number(value());
@@ -58,7 +53,7 @@ function parse(argv: string[]): Options {
     else if (a === '--repo') o.repo = value();
     else if (a === '--cache') o.cacheDir = value();
     else throw new Error(`unknown option ${a}`);
-  }
+  });
   o.reps = reps ?? 5;
   o.seconds = seconds ?? (o.full ? 0.5 : 0.4);
   if (!(o.reps >= 1) || !(o.seconds > 0)) throw new Error('--reps must be ≥ 1 and --seconds > 0');

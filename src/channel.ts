@@ -38,6 +38,13 @@ export interface VchanClientOptions {
   backend: Backend;
   /** Aborts waiting for the server and the setup; everything taken is released. */
   signal?: AbortSignal;
+  /**
+   * With a `signal`: an offer found stale or already taken (EINVAL on bind
+   * or map while the server's domain lives) is tried again once its
+   * entries change, until `signal`, instead of failing at once.
+   * Default: true when `signal` is given.
+   */
+  retryStale?: boolean;
 }
 
 /** Options of the calls that wait for the peer. */
@@ -87,6 +94,10 @@ export class Vchan {
   /** Once the peer is seen gone: what it left unread for us, copied out before the pages went. */
   private departure: Departure | undefined;
   private peerSeenConnected = false;
+  private domainGone = false;
+  /** Server: withdraws the offer (entries, then the path claim), once. */
+  private withdrawal: (() => Promise<void>) | undefined;
+  private withdrawing: Promise<void> | undefined;
   private markReleased!: () => void;
   private readonly releasedPromise = new Promise<void>((resolve) => (this.markReleased = resolve));
   private waiters: Waiter[] = [];
@@ -131,7 +142,12 @@ export class Vchan {
     }
     // Released last: the path is free again once the entries are gone.
     parts.releases.unshift(unclaim);
-    return relay.attach(new Vchan('server', peer, path, parts));
+    const vchan = new Vchan('server', peer, path, parts);
+    vchan.withdrawal = () => (vchan.withdrawing ??= parts.withdraw!().then(unclaim, (error: unknown) => {
+      unclaim();
+      throw error;
+    }));
+    return relay.attach(vchan);
   }
 
   /** Waits for the server's entries (xenstore watch), maps its pages and connects. */
@@ -142,7 +158,9 @@ export class Vchan {
     const backend = checkBackend(o.backend);
     const signal = checkSignal('signal', o.signal);
     const relay = new EventRelay();
-    const parts = await setupClient({ backend, peer, path, signal, onEvent: relay.fire, onPeerGone: relay.peerGone });
+    if (o.retryStale !== undefined && typeof o.retryStale !== 'boolean') throw new TypeError(`retryStale must be a boolean, got ${describe(o.retryStale)}`);
+    const retryStale = signal !== undefined && o.retryStale !== false;
+    const parts = await setupClient({ backend, peer, path, signal, retryStale, onEvent: relay.fire, onPeerGone: relay.peerGone });
     return relay.attach(new Vchan('client', peer, path, parts));
   }
 
@@ -170,6 +188,20 @@ export class Vchan {
     return this.releasedPromise;
   }
 
+  /**
+   * Server: resolves once the offer's xenstore entries are gone and its path
+   * may be offered again; withdraws them now if the client has not come.
+   * Client: resolves at once. The channel itself stays open.
+   */
+  offerWithdrawn(): Promise<void> {
+    return this.withdrawal ? this.withdrawal() : Promise.resolve();
+  }
+
+  /** The peer's domain was seen destroyed (not merely its process gone). */
+  get peerDomainGone(): boolean {
+    return this.domainGone;
+  }
+
   /** The local event channel port (for diagnostics). */
   get port(): number {
     return this.parts.port.port;
@@ -185,6 +217,8 @@ export class Vchan {
         this.peerSeenConnected = true;
         // A client that connected certainly had a domain: if it is gone already, it was destroyed.
         this.parts.peerExisted?.();
+        // Taken: no second client may find these entries (Qubes' libvchan withdraws them at once too).
+        this.offerWithdrawn().catch(() => undefined);
       }
       return 1;
     }
@@ -410,6 +444,7 @@ export class Vchan {
 
   /** Marks the peer gone without a liveness change (e.g. its domain was destroyed). */
   markPeerGone(): void {
+    this.domainGone = true;
     if (this.closedByUs || this.departure) return;
     this.depart();
   }

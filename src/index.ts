@@ -2,6 +2,13 @@
 export { Vchan, DEFAULT_RING_MIN, type VchanServerOptions, type VchanClientOptions, type OpenState, type WaitOptions } from './channel.js';
 export { VchanStream, type VchanStreamOptions, type VchanSource, type VchanAddress, type VchanStreamError } from './stream.js';
 export { listen, connect, type ListenOptions, type ConnectOptions } from './net.js';
+export {
+  createServer,
+  VchanServer,
+  type VchanServerOptions as CreateServerOptions,
+  type ServerListenOptions,
+  type VchanServerAddress,
+} from './server.js';
 export { VchanError, ErrorCodes, type VchanErrorCode, type VchanErrorOptions } from './errors.js';
 export type { Role } from './setup.js';
 export type {

@@ -49,7 +49,7 @@ export interface ConnectOptions extends VchanStreamOptions {
 
 
 /** Exactly one of path and port. */
-function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
+export function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
   if (o.path !== undefined && o.port !== undefined) throw new TypeError('give either path or port, not both');
   if (o.path !== undefined) return { path: checkPath('path', o.path) };
   if (o.port !== undefined) return { port: checkPort('port', o.port) };
@@ -176,7 +176,8 @@ export function connect(options: ConnectOptions, listener?: () => void): VchanSt
     async (backend, cancel) => {
       const wait = anyOf(cancel, signal, deadline)!;
       const path = 'path' in address ? address.path : `/local/domain/${peer}/data/vchan/${await backend.domainId()}/${address.port}`;
-      return Vchan.client({ peer, path, backend, signal: wait });
+      // Bounded by the caller only: without a timeout or signal a stale offer fails at once, never waits silently.
+      return Vchan.client({ peer, path, backend, signal: wait, retryStale: signal !== undefined || deadline !== undefined });
     },
     streamOptions(o),
     'path' in address ? { peer, path: address.path } : { peer, port: address.port },

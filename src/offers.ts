@@ -8,22 +8,24 @@
 import type { Backend } from './backend.js';
 import { VchanError } from './errors.js';
 
-const offered = new WeakMap<object, Set<string>>();
+const offered = new WeakMap<object, Map<string, symbol>>();
 
 /** Claims `path` (absolute) in the backend's scope; returns the release. Throws EADDRINUSE if taken. */
 export function claimOffer(backend: Backend, path: string): () => void {
   const scope = backend.offerScope ?? backend;
   let paths = offered.get(scope);
-  if (!paths) offered.set(scope, (paths = new Set()));
+  if (!paths) offered.set(scope, (paths = new Map()));
   if (paths.has(path)) {
     throw new VchanError('EADDRINUSE', `this process already offers a channel at ${path}: close that one first`, {
       syscall: 'listen',
       errno: -98,
     });
   }
-  paths.add(path);
+  const claim = Symbol(path);
+  paths.set(path, claim);
   const held = paths;
-  return () => void held.delete(path);
+  // Only our own claim: the path may be offered afresh once this one let it go.
+  return () => void (held.get(path) === claim && held.delete(path));
 }
 
 /** `path` as xenstore resolves it for domain `self`. */

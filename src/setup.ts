@@ -4,7 +4,7 @@
  * every page, port and xenstore entry it took.
  */
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
-import { abortedError, protocolError } from './errors.js';
+import { abortedError, protocolError, VchanError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
 import { watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import { Releases } from './releases.js';
@@ -25,6 +25,8 @@ export interface ChannelParts {
   readonly handles: readonly KeepAliveHandle[];
   /** Server: the client is seen connected, so its domain existed (a home gone now means destroyed). */
   readonly peerExisted?: () => void;
+  /** Server: removes the offer's entries (once; later calls return the same promise). */
+  readonly withdraw?: () => Promise<void>;
 }
 
 /** u32 word indices of each ring's counters in the control page. */
@@ -93,13 +95,18 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       { domid: peer, access: 'read' as const },
     ];
     await backend.store.writeAll(entries, permissions, { signal: s.signal });
-    releases.push(() => backend.store.remove(s.path));
     // A xenstore that came back may have lost the offer: publish it again while the client has not come.
     const unlisten = backend.store.onReconnect?.(() => {
-      if (page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
+      if (withdrawn || page.loadByte(Offsets.CLI_LIVE) !== Live.WAITING) return;
       void backend.store.writeAll(entries, permissions).catch(() => undefined); // lost again: the next reconnect retries
     });
-    if (unlisten) releases.push(unlisten);
+    // Removed once only: after the client is seen, a fresh offer may already stand at the same path.
+    let withdrawn: Promise<void> | undefined;
+    const withdraw = (): Promise<void> => {
+      unlisten?.();
+      return (withdrawn ??= backend.store.remove(s.path));
+    };
+    releases.push(withdraw);
     const watch = await watchPeer(backend, self, peer, false, s.onPeerGone, releases);
 
     return {
@@ -111,6 +118,7 @@ export function setupServer(s: ServerSetup): Promise<ChannelParts> {
       releases,
       handles: watch ? [port, watch] : [port],
       peerExisted: () => watch?.existed(),
+      withdraw,
     };
   });
 }
@@ -152,13 +160,83 @@ export interface ClientSetup {
   onEvent: EventHandler;
   /** Called once if the peer's domain is destroyed. */
   onPeerGone: () => void;
+  /** Wait (until `signal`) for a stale or taken offer to be replaced rather than fail at once. */
+  retryStale?: boolean;
 }
 
-export function setupClient(s: ClientSetup): Promise<ChannelParts> {
+/**
+ * Connects; with `retryStale`, an offer found stale or taken (EINVAL on
+ * bind or map while the server's domain lives: a client before us took
+ * it, or it is an old offer being replaced) is tried again once its
+ * entries change, until `signal`. Entries that never change end in the
+ * EINVAL, its message saying so.
+ */
+export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
+  let stale: StaleOffer | undefined;
+  for (;;) {
+    const found: { entries?: ServerEntries } = {};
+    try {
+      return await connectOnce(s, found, stale);
+    } catch (error) {
+      if (!s.retryStale || !found.entries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
+        throw staleError(error, stale);
+      }
+      if (!(await domainAlive(s.backend, s.peer))) throw error;
+      // Entries new to us get one more try at once (a failure may be passing); the same ones again must change first.
+      const again = stale !== undefined && sameEntries(stale.entries, found.entries);
+      stale = { entries: found.entries, error, retryAtOnce: !again };
+    }
+  }
+}
+
+interface StaleOffer {
+  entries: ServerEntries;
+  error: unknown;
+  retryAtOnce: boolean;
+}
+
+function sameEntries(a: ServerEntries, b: ServerEntries): boolean {
+  return a.ringRef === b.ringRef && a.eventChannel === b.eventChannel;
+}
+
+/** An abort while waiting for stale entries to change: the stale offer's error, which says what happened. */
+function staleError(error: unknown, stale: StaleOffer | undefined): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (!stale || (code !== 'ERR_VCHAN_TIMEOUT' && code !== 'ERR_VCHAN_ABORTED')) return error;
+  const first = stale.error as Error & { code: string; syscall?: string; errno?: number };
+  const { ringRef, eventChannel } = stale.entries;
+  return new VchanError(first.code, `${first.message}; the offer (ring-ref ${ringRef}, event-channel ${eventChannel}) did not change before ${code === 'ERR_VCHAN_TIMEOUT' ? 'the timeout' : 'the abort'}`, {
+    cause: error,
+    ...(first.syscall !== undefined ? { syscall: first.syscall } : {}),
+    ...(first.errno !== undefined ? { errno: first.errno } : {}),
+  });
+}
+
+/** Unreadable (a domU looking at dom0) counts as alive. */
+async function domainAlive(backend: Backend, peer: number): Promise<boolean> {
+  try {
+    return (await backend.store.read(`/local/domain/${peer}/domid`)) !== undefined;
+  } catch {
+    return true;
+  }
+}
+
+/** Entries other than the stale ones, or the same ones after they were seen gone (a fresh offer may reuse them). */
+function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined) => boolean {
+  if (!stale || stale.retryAtOnce) return (entries) => entries !== undefined;
+  let seenGone = false;
+  return (entries) => {
+    if (!entries) return !(seenGone = true);
+    return seenGone || !sameEntries(entries, stale.entries);
+  };
+}
+
+function connectOnce(s: ClientSetup, found: { entries?: ServerEntries }, stale: StaleOffer | undefined): Promise<ChannelParts> {
   const releases = new Releases();
   return undoOnFailure(releases, async () => {
     const { backend, peer, signal } = s;
-    const entries = await waitForServer(backend, s.path, signal);
+    const entries = await waitForServer(backend, s.path, signal, changedFrom(stale));
+    found.entries = entries;
 
     throwIfAborted(signal);
     const port = await backend.bindInterdomain(peer, entries.eventChannel, s.onEvent);
@@ -275,10 +353,15 @@ function watchedFor(path: string): { node: string; concerns: (changed: string) =
 }
 
 /** Waits (with a xenstore watch, never polling) until the server has published its entries. */
-async function waitForServer(backend: Backend, path: string, signal: AbortSignal | undefined): Promise<ServerEntries> {
+async function waitForServer(
+  backend: Backend,
+  path: string,
+  signal: AbortSignal | undefined,
+  wanted: (entries: ServerEntries | undefined) => boolean,
+): Promise<ServerEntries> {
   throwIfAborted(signal);
   const now = await readServerEntries(backend, path);
-  if (now) return now;
+  if (wanted(now)) return now!;
   return new Promise<ServerEntries>((resolve, reject) => {
     let settled = false;
     let checking = false;
@@ -304,7 +387,7 @@ async function waitForServer(backend: Backend, path: string, signal: AbortSignal
         do {
           again = false;
           const entries = await readServerEntries(backend, path);
-          if (entries) return finish(undefined, entries);
+          if (wanted(entries)) return finish(undefined, entries);
         } while (again && !settled);
       } catch (error) {
         finish(error);

@@ -33,14 +33,14 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-async function debianRoot(repo: string): Promise<string> {
+export async function debianRoot(repo: string): Promise<string> {
   const { stdout } = await execFileP('bash', [join(repo, 'scripts/debian-packages.sh')], { maxBuffer: 1 << 20 });
   const root = stdout.trim().split('\n').pop() ?? '';
   if (!existsSync(root)) throw new Error(`scripts/debian-packages.sh printed no usable root: ${stdout}`);
   return root;
 }
 
-async function compile(src: string, out: string, args: string[]): Promise<string> {
+export async function compile(src: string, out: string, args: string[]): Promise<string> {
   if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
   const tmp = `${out}.${process.pid}.tmp`;
   await execFileP(process.env.CC ?? 'cc', ['-O2', '-g', '-Wall', '-Wextra', '-std=gnu11', src, '-o', tmp, ...args]);
@@ -65,7 +65,7 @@ export async function buildPrograms(repo: string, cacheDir: string): Promise<Pro
 }
 
 /** utime + stime of a process, from /proc (clock ticks of 1/100 s on Linux). */
-function procCpu(pid: number): number {
+export function procCpu(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;

@@ -4,7 +4,9 @@
  * the memory backend, through the Vchan API and connect(). Each run ends
  * within its deadline, with a channel that reads closed or with one named
  * error — EINVAL for the port or grants the dead server held (its stale
- * entries stay in xenstore, as on Xen) — and the client holds nothing after.
+ * entries stay in xenstore, as on Xen; the client waits WAIT_MS for them to
+ * change, as a restarted server would make them, and its EINVAL says they
+ * did not) — and the client holds nothing after.
  */
 import { describe, expect, it } from 'vitest';
 import { Vchan } from '../../src/channel.js';
@@ -18,9 +20,13 @@ const CLIENT = 5;
 const PATH = `data/vchan/${CLIENT}/1`;
 const ABS = `/local/domain/${SERVER}/${PATH}`;
 const RUN_MS = 2000;
+/** How long the client waits for stale entries to change: short, so that a run of every step stays fast. */
+const WAIT_MS = 200;
 
 interface Outcome {
   errors: string[];
+  /** Messages of the EINVALs: each must say the stale entries did not change. */
+  messages: string[];
   killedAt?: Call;
   closedSeen: boolean;
 }
@@ -32,7 +38,7 @@ async function world(killWhen: (call: Call) => boolean) {
   hv.backend(SERVER);
   const serverBackend = hv.backend(SERVER);
   await Vchan.server({ peer: CLIENT, path: PATH, readMin: 1 << 16, writeMin: 1 << 16, backend: serverBackend });
-  const outcome: Outcome = { errors: [], closedSeen: false };
+  const outcome: Outcome = { errors: [], messages: [], closedSeen: false };
   const client = interpose(hv.backend(CLIENT), async (call) => {
     if (outcome.killedAt || !killWhen(call)) return;
     outcome.killedAt = call;
@@ -48,12 +54,13 @@ async function viaVchan(k: number) {
   const w = await world((call) => call.index === k);
   const deadline = AbortSignal.timeout(RUN_MS);
   try {
-    const vchan = await Vchan.client({ peer: SERVER, path: ABS, backend: w.client, signal: deadline });
+    const vchan = await Vchan.client({ peer: SERVER, path: ABS, backend: w.client, signal: AbortSignal.timeout(WAIT_MS) });
     while (vchan.isOpen() !== 0) await vchan.wait(deadline);
     w.outcome.closedSeen = true;
     await vchan.close();
   } catch (error) {
     w.outcome.errors.push(codeOf(error));
+    if (codeOf(error) === 'EINVAL') w.outcome.messages.push((error as Error).message);
   }
   return w;
 }
@@ -61,8 +68,11 @@ async function viaVchan(k: number) {
 async function viaConnect(k: number) {
   const w = await world((call) => call.index === k);
   const deadline = AbortSignal.timeout(RUN_MS);
-  const stream = connect({ peer: SERVER, path: ABS, backend: w.client, signal: deadline });
-  stream.on('error', (error) => w.outcome.errors.push(codeOf(error)));
+  const stream = connect({ peer: SERVER, path: ABS, backend: w.client, signal: deadline, timeout: WAIT_MS });
+  stream.on('error', (error) => {
+    w.outcome.errors.push(codeOf(error));
+    if (codeOf(error) === 'EINVAL') w.outcome.messages.push(error.message);
+  });
   stream.on('end', () => (w.outcome.closedSeen = true));
   stream.resume();
   await new Promise<void>((resolve) => stream.once('close', () => resolve()));
@@ -89,6 +99,7 @@ describe("the server's process killed before each call of the client's setup (me
         expect(outcome.errors.length, at).toBeLessThanOrEqual(1);
         if (outcome.errors.length === 0) expect(outcome.closedSeen, at).toBe(true);
         for (const code of outcome.errors) expect(['EINVAL', 'ERR_VCHAN_PEER_CLOSED'], at).toContain(code);
+        for (const message of outcome.messages) expect(message, at).toMatch(/did not change before the (timeout|abort)/);
         // The dead server's entries stay (nobody removed them); everything else is gone.
         const { backends: _, storeEntries: __, ...held } = hv.held();
         expect(held, at).toEqual({ grants: 0, mappedPages: 0, ports: 0, watches: 0 });

@@ -236,6 +236,10 @@ describe('Vchan over the in-memory backend', () => {
     const client = await connecting;
     open.push(server, client);
     expect(client.isOpen()).toBe(1);
+    // The server withdraws its entries once it sees the client: let that land before counting.
+    expect(server.isOpen()).toBe(1);
+    await server.offerWithdrawn();
+    expect(await dom0.store.read(`${ABS}/ring-ref`)).toBeUndefined();
 
     const before = hv.held();
     const controller = new AbortController();
