@@ -41,8 +41,11 @@ export interface ServerListenOptions {
 
 /** What `server.address()` returns while listening. */
 export interface VchanServerAddress {
+  /** The domains offered a channel now (with `peers: 'all'`, those running at this moment). */
   peers: number[];
+  /** The xenstore path of each offer, as given to listen() (relative to our domain's home). */
   path?: string;
+  /** The vchan port of each offer, when listen() was given one. */
   port?: number;
 }
 
