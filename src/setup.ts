@@ -166,19 +166,20 @@ export interface ClientSetup {
 
 /**
  * Connects; with `retryStale`, an offer found stale or taken (EINVAL on
- * bind or map while the server's domain lives: a client before us took
- * it, or it is an old offer being replaced) is tried again once its
+ * binding its port or mapping its control page while the server's domain
+ * lives: a client before us took it, or it is an old offer being
+ * replaced) is tried again once its
  * entries change, until `signal`. Entries that never change end in the
  * EINVAL, its message saying so.
  */
 export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
   let stale: StaleOffer | undefined;
   for (;;) {
-    const found: { entries?: ServerEntries } = {};
+    const found: Found = {};
     try {
       return await connectOnce(s, found, stale);
     } catch (error) {
-      if (!s.retryStale || !found.entries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
+      if (!s.retryStale || !found.entries || found.pastEntries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
         throw staleError(error, stale);
       }
       if (!(await domainAlive(s.backend, s.peer))) throw error;
@@ -187,6 +188,13 @@ export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
       stale = { entries: found.entries, error, retryAtOnce: !again };
     }
   }
+}
+
+/** What one attempt got to: the entries it used, and whether they proved live (port bound, control page mapped). */
+interface Found {
+  entries?: ServerEntries;
+  /** A failure from here on is not a stale offer (a bad grant list is the server's own doing). */
+  pastEntries?: boolean;
 }
 
 interface StaleOffer {
@@ -231,7 +239,7 @@ function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | u
   };
 }
 
-function connectOnce(s: ClientSetup, found: { entries?: ServerEntries }, stale: StaleOffer | undefined): Promise<ChannelParts> {
+function connectOnce(s: ClientSetup, found: Found, stale: StaleOffer | undefined): Promise<ChannelParts> {
   const releases = new Releases();
   return undoOnFailure(releases, async () => {
     const { backend, peer, signal } = s;
@@ -245,6 +253,7 @@ function connectOnce(s: ClientSetup, found: { entries?: ServerEntries }, stale: 
     // Bound first: newer kernels need the port before the notify can name it.
     const control = await backend.mapGrants(peer, [entries.ringRef], true, { offset: Offsets.CLI_LIVE, port: port.port });
     releases.push(() => control.release());
+    found.pastEntries = true;
     if (control.memory.byteLength < PAGE_SIZE) throw protocolError('control page mapping is shorter than a page');
     const page = new ControlPage(control.memory);
 
