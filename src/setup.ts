@@ -229,13 +229,17 @@ async function domainAlive(backend: Backend, peer: number): Promise<boolean> {
   }
 }
 
-/** Entries other than the stale ones, or the same ones after they were seen gone (a fresh offer may reuse them). */
-function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined) => boolean {
+/**
+ * Entries other than the stale ones, or the same ones seen gone or written
+ * again since: a fresh offer may reuse the ref and the port (C servers
+ * leave their entries behind, and Xen hands the same numbers out again).
+ */
+function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined, rewritten: boolean) => boolean {
   if (!stale || stale.retryAtOnce) return (entries) => entries !== undefined;
   let seenGone = false;
-  return (entries) => {
+  return (entries, rewritten) => {
     if (!entries) return !(seenGone = true);
-    return seenGone || !sameEntries(entries, stale.entries);
+    return seenGone || rewritten || !sameEntries(entries, stale.entries);
   };
 }
 
@@ -366,11 +370,12 @@ async function waitForServer(
   backend: Backend,
   path: string,
   signal: AbortSignal | undefined,
-  wanted: (entries: ServerEntries | undefined) => boolean,
+  /** `rewritten`: a watch event beyond the first (which every new watch gets) concerned the entries. */
+  wanted: (entries: ServerEntries | undefined, rewritten: boolean) => boolean,
 ): Promise<ServerEntries> {
   throwIfAborted(signal);
   const now = await readServerEntries(backend, path);
-  if (wanted(now)) return now!;
+  if (wanted(now, false)) return now!;
   return new Promise<ServerEntries>((resolve, reject) => {
     let settled = false;
     let checking = false;
@@ -395,8 +400,9 @@ async function waitForServer(
       try {
         do {
           again = false;
+          const rewritten = events > 1;
           const entries = await readServerEntries(backend, path);
-          if (wanted(entries)) return finish(undefined, entries);
+          if (wanted(entries, rewritten)) return finish(undefined, entries);
         } while (again && !settled);
       } catch (error) {
         finish(error);
@@ -406,7 +412,8 @@ async function waitForServer(
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const watched = watchedFor(path);
-    backend.store.watch(watched.node, (changed) => watched.concerns(changed) && void check()).then(
+    let events = 0;
+    backend.store.watch(watched.node, (changed) => watched.concerns(changed) && (events++, void check())).then(
       (watch) => {
         if (settled) void watch.close().catch(() => undefined);
         else watchClose = () => watch.close();
