@@ -13,11 +13,15 @@ import { Sim } from '../sim/helpers.js';
 
 let sim: Sim;
 let fixture: string;
+/** Servers started, killed at the end if a failed test left them running. */
+const servers: StartedPeer[] = [];
 beforeAll(async () => {
   fixture = bundle(join(import.meta.dirname, 'fixtures/echo-server.ts'), 'server-echo');
   sim = await Sim.start();
 });
 afterAll(async () => {
+  for (const s of servers) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+  await Promise.all(servers.map((s) => s.done.catch(() => undefined)));
   await sim?.stop();
 });
 
@@ -32,6 +36,7 @@ async function startServer(first: number | 'all', last: number, port: number): P
     stdin: true,
     timeoutMs: 60_000,
   });
+  servers.push(server);
   await server.waitFor(isEvent('listening'));
   return server;
 }
