@@ -101,6 +101,8 @@ export interface Store {
   ): Promise<void>;
   /** Removes `path` and everything below it; a missing path is not an error. */
   remove(path: string): Promise<void>;
+  /** Optional: the names of `path`'s children, or undefined when it does not exist (`peers: 'all'` needs it). */
+  directory?(path: string): Promise<string[] | undefined>;
   /**
    * Calls `onChange` with the changed path for changes at or below `path`,
    * and once right after the watch is registered (as xenstored does).

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Backend } from './backend.js';
 import { VchanError } from './errors.js';
 import { checkAddress } from './net.js';
+import { AllDomains } from './server-all.js';
 import { PeerOffers, type PeerHost } from './server-peer.js';
 import type { VchanStream, VchanStreamOptions } from './stream.js';
 import { checkDomid, checkObject, checkRingMin, describe } from './validate.js';
@@ -27,8 +28,12 @@ export interface VchanServerOptions extends VchanStreamOptions {
 export interface ServerListenOptions {
   /** The one domain to serve (or `peers`). */
   peer?: number;
-  /** The domains to serve, each with its own offer. */
-  peers?: readonly number[];
+  /**
+   * The domains to serve, each with its own offer; `'all'`: every running
+   * domain but ours, followed as domains are created and destroyed (only
+   * for a domain that may list /local/domain: dom0, a driver domain).
+   */
+  peers?: readonly number[] | 'all';
   /** Qubes convention: each peer's offer at `data/vchan/<peer>/<port>`. */
   port?: number;
   /** Xenstore path of the offer (one peer only: two peers cannot share one path). */
@@ -43,6 +48,8 @@ export interface ServerListenOptions {
 export interface VchanServerAddress {
   /** The domains offered a channel now (with `peers: 'all'`, those running at this moment). */
   peers: number[];
+  /** Listening with `peers: 'all'`. */
+  all?: true;
   /** The xenstore path of each offer, as given to listen() (relative to our domain's home). */
   path?: string;
   /** The vchan port of each offer, when listen() was given one. */
@@ -59,11 +66,12 @@ function checkLimit(name: string, value: unknown): number {
   return value;
 }
 
-function checkPeers(o: Record<string, unknown>): number[] {
+function checkPeers(o: Record<string, unknown>): number[] | 'all' {
   if (o.peer !== undefined && o.peers !== undefined) throw new TypeError('give either peer or peers, not both');
   if (o.peer !== undefined) return [checkDomid('peer', o.peer)];
   if (o.peers === undefined) throw new TypeError('peer or peers is required');
-  if (!Array.isArray(o.peers)) throw new TypeError(`peers must be an array of domain ids, got ${describe(o.peers)}`);
+  if (o.peers === 'all') return 'all';
+  if (!Array.isArray(o.peers)) throw new TypeError(`peers must be an array of domain ids or 'all', got ${describe(o.peers)}`);
   if (o.peers.length === 0) throw new RangeError('peers must name at least one domain');
   const peers = o.peers.map((p, i) => checkDomid(`peers[${i}]`, p));
   if (new Set(peers).size !== peers.length) throw new RangeError('peers names a domain twice');
@@ -82,7 +90,10 @@ export class VchanServer extends EventEmitter {
   private offers = new Map<number, PeerOffers>();
   private readonly open = new Map<number, Set<VchanStream>>();
   private count = 0;
-  private bound: VchanServerAddress | undefined;
+  private bound: { peers: number[] | 'all'; path?: string; port?: number } | undefined;
+  private all: AllDomains | undefined;
+  /** Offers of domains that went away, being withdrawn. */
+  private dropping: Array<Promise<void>> = [];
   private closing = false;
   private stopping: Promise<void> | undefined;
   private referenced = true;
@@ -112,7 +123,7 @@ export class VchanServer extends EventEmitter {
     const o = checkObject('options', options);
     const peers = checkPeers(o);
     const where = checkAddress(o);
-    if ('path' in where && peers.length > 1) throw new RangeError('path serves one peer: give port to serve several peers');
+    if ('path' in where && peers.length !== 1) throw new RangeError('path serves one peer: give port to serve several peers');
     const readMin = o.readMin === undefined ? undefined : checkRingMin('readMin', o.readMin);
     const writeMin = o.writeMin === undefined ? undefined : checkRingMin('writeMin', o.writeMin);
     if (callback !== undefined && typeof callback !== 'function') throw new TypeError(`callback must be a function, got ${describe(callback)}`);
@@ -133,19 +144,40 @@ export class VchanServer extends EventEmitter {
       error: (_peer, error) => this.emit('error', error),
       settled: () => this.maybeClosed(),
     };
-    this.offers = new Map(peers.map((p) => [p, new PeerOffers(p, host)]));
-    const offers = [...this.offers.values()];
-    void backend.domainId().then(
-      (self) => {
-        for (const offer of offers) void offer.start(self);
-        if (!this.referenced) for (const offer of offers) offer.unref();
-        return Promise.all(offers.map((offer) => offer.first));
-      },
-      (error: unknown) => this.emit('error', error),
-    ).then(() => {
-      // A later tick, as net.Server: listeners added after listen() hear it.
-      if (this.bound && !this.closing) setImmediate(() => this.listening && this.emit('listening'));
-    });
+    this.offers = new Map();
+    this.dropping = [];
+    void backend
+      .domainId()
+      .then(async (self) => {
+        const add = (peer: number): void => {
+          const known = this.offers.get(peer);
+          if (known && !known.domainDestroyed) return;
+          const offer = new PeerOffers(peer, host);
+          this.offers.set(peer, offer);
+          if (!this.referenced) offer.unref();
+          void offer.start(self);
+        };
+        if (peers !== 'all') {
+          for (const peer of peers) add(peer);
+        } else {
+          const all = (this.all = new AllDomains(backend.store, self, (present) => {
+            if (this.closing) return;
+            for (const peer of present) add(peer);
+            // Gone from /local/domain: withdraw, and forget (a new domain may get its id later).
+            for (const [peer, offer] of this.offers) {
+              if (present.includes(peer)) continue;
+              this.offers.delete(peer);
+              this.dropping.push(offer.stop());
+            }
+          }));
+          await all.start();
+          if (!this.referenced) all.unref();
+        }
+        await Promise.all([...this.offers.values()].map((offer) => offer.first));
+        // A later tick, as net.Server: listeners added after listen() hear it.
+        if (this.bound && !this.closing) setImmediate(() => this.listening && this.emit('listening'));
+      })
+      .catch((error: unknown) => this.emit('error', error));
     return this;
   }
 
@@ -177,7 +209,9 @@ export class VchanServer extends EventEmitter {
     }
     if (callback) this.once('close', () => callback());
     this.closing = true;
-    this.stopping = Promise.all([...this.offers.values()].map((offer) => offer.stop())).then(() => undefined);
+    const all = this.all;
+    this.all = undefined;
+    this.stopping = Promise.all([...[...this.offers.values()].map((offer) => offer.stop()), ...this.dropping, all?.close()]).then(() => undefined);
     void this.stopping.then(() => this.maybeClosed());
     return this;
   }
@@ -205,14 +239,16 @@ export class VchanServer extends EventEmitter {
   /** The domains and the path or port offered, or null when not listening. */
   address(): VchanServerAddress | null {
     if (!this.listening) return null;
-    const b = this.bound!;
-    return { ...b, peers: [...b.peers] };
+    const { peers, ...where } = this.bound!;
+    if (peers !== 'all') return { ...where, peers: [...peers] };
+    return { ...where, peers: [...this.offers.keys()], all: true };
   }
 
   /** Keeps the process alive while listening (the default). */
   ref(): this {
     this.referenced = true;
     for (const offer of this.offers.values()) offer.ref();
+    this.all?.ref();
     return this;
   }
 
@@ -220,6 +256,7 @@ export class VchanServer extends EventEmitter {
   unref(): this {
     this.referenced = false;
     for (const offer of this.offers.values()) offer.unref();
+    this.all?.unref();
     return this;
   }
 }

@@ -166,19 +166,20 @@ export interface ClientSetup {
 
 /**
  * Connects; with `retryStale`, an offer found stale or taken (EINVAL on
- * bind or map while the server's domain lives: a client before us took
- * it, or it is an old offer being replaced) is tried again once its
+ * binding its port or mapping its control page while the server's domain
+ * lives: a client before us took it, or it is an old offer being
+ * replaced) is tried again once its
  * entries change, until `signal`. Entries that never change end in the
  * EINVAL, its message saying so.
  */
 export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
   let stale: StaleOffer | undefined;
   for (;;) {
-    const found: { entries?: ServerEntries } = {};
+    const found: Found = {};
     try {
       return await connectOnce(s, found, stale);
     } catch (error) {
-      if (!s.retryStale || !found.entries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
+      if (!s.retryStale || !found.entries || found.pastEntries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
         throw staleError(error, stale);
       }
       if (!(await domainAlive(s.backend, s.peer))) throw error;
@@ -187,6 +188,13 @@ export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
       stale = { entries: found.entries, error, retryAtOnce: !again };
     }
   }
+}
+
+/** What one attempt got to: the entries it used, and whether they proved live (port bound, control page mapped). */
+interface Found {
+  entries?: ServerEntries;
+  /** A failure from here on is not a stale offer (a bad grant list is the server's own doing). */
+  pastEntries?: boolean;
 }
 
 interface StaleOffer {
@@ -221,17 +229,21 @@ async function domainAlive(backend: Backend, peer: number): Promise<boolean> {
   }
 }
 
-/** Entries other than the stale ones, or the same ones after they were seen gone (a fresh offer may reuse them). */
-function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined) => boolean {
+/**
+ * Entries other than the stale ones, or the same ones seen gone or written
+ * again since: a fresh offer may reuse the ref and the port (C servers
+ * leave their entries behind, and Xen hands the same numbers out again).
+ */
+function changedFrom(stale: StaleOffer | undefined): (entries: ServerEntries | undefined, rewritten: boolean) => boolean {
   if (!stale || stale.retryAtOnce) return (entries) => entries !== undefined;
   let seenGone = false;
-  return (entries) => {
+  return (entries, rewritten) => {
     if (!entries) return !(seenGone = true);
-    return seenGone || !sameEntries(entries, stale.entries);
+    return seenGone || rewritten || !sameEntries(entries, stale.entries);
   };
 }
 
-function connectOnce(s: ClientSetup, found: { entries?: ServerEntries }, stale: StaleOffer | undefined): Promise<ChannelParts> {
+function connectOnce(s: ClientSetup, found: Found, stale: StaleOffer | undefined): Promise<ChannelParts> {
   const releases = new Releases();
   return undoOnFailure(releases, async () => {
     const { backend, peer, signal } = s;
@@ -245,6 +257,7 @@ function connectOnce(s: ClientSetup, found: { entries?: ServerEntries }, stale: 
     // Bound first: newer kernels need the port before the notify can name it.
     const control = await backend.mapGrants(peer, [entries.ringRef], true, { offset: Offsets.CLI_LIVE, port: port.port });
     releases.push(() => control.release());
+    found.pastEntries = true;
     if (control.memory.byteLength < PAGE_SIZE) throw protocolError('control page mapping is shorter than a page');
     const page = new ControlPage(control.memory);
 
@@ -357,11 +370,12 @@ async function waitForServer(
   backend: Backend,
   path: string,
   signal: AbortSignal | undefined,
-  wanted: (entries: ServerEntries | undefined) => boolean,
+  /** `rewritten`: a watch event beyond the first (which every new watch gets) concerned the entries. */
+  wanted: (entries: ServerEntries | undefined, rewritten: boolean) => boolean,
 ): Promise<ServerEntries> {
   throwIfAborted(signal);
   const now = await readServerEntries(backend, path);
-  if (wanted(now)) return now!;
+  if (wanted(now, false)) return now!;
   return new Promise<ServerEntries>((resolve, reject) => {
     let settled = false;
     let checking = false;
@@ -386,8 +400,9 @@ async function waitForServer(
       try {
         do {
           again = false;
+          const rewritten = events > 1;
           const entries = await readServerEntries(backend, path);
-          if (wanted(entries)) return finish(undefined, entries);
+          if (wanted(entries, rewritten)) return finish(undefined, entries);
         } while (again && !settled);
       } catch (error) {
         finish(error);
@@ -397,7 +412,8 @@ async function waitForServer(
     };
     signal?.addEventListener('abort', onAbort, { once: true });
     const watched = watchedFor(path);
-    backend.store.watch(watched.node, (changed) => watched.concerns(changed) && void check()).then(
+    let events = 0;
+    backend.store.watch(watched.node, (changed) => watched.concerns(changed) && (events++, void check())).then(
       (watch) => {
         if (settled) void watch.close().catch(() => undefined);
         else watchClose = () => watch.close();

@@ -249,6 +249,11 @@ export class MemoryBackend implements Backend {
         this.checkOpen();
         return this.calls.storeRead(path);
       },
+      directory: async (path) => {
+        checkPath(path);
+        this.checkOpen();
+        return this.calls.storeDirectory(path);
+      },
       writeAll: async (entries, permissions, options) => {
         if (!Array.isArray(entries)) throw new TypeError('entries must be an array of [path, value] pairs');
         const pairs = entries.map((entry, i): [string, string] => {

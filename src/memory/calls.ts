@@ -42,6 +42,7 @@ export interface HypervisorCalls {
   bindInterdomain(peer: number, remotePort: number): Promise<PortReply>;
   unbind(port: number): void;
   storeRead(path: string): Promise<string | undefined>;
+  storeDirectory(path: string): Promise<string[] | undefined>;
   storeWriteAll(entries: ReadonlyArray<readonly [string, string]>, perms: readonly StorePermission[] | undefined): Promise<void>;
   storeRemove(path: string): Promise<void>;
   /** Events arrive through the backend's watch sink under the returned id. */

@@ -44,7 +44,7 @@ type WatchEvent = { readonly watch: number; readonly changed: string };
 /** The HypervisorCalls a worker may make; destroy is the port closing. */
 const OPS = new Set<string>([
   'share', 'map', 'unshare', 'unmap', 'bindUnbound', 'bindInterdomain', 'unbind',
-  'storeRead', 'storeWriteAll', 'storeRemove', 'storeWatch', 'storeUnwatch', 'close',
+  'storeRead', 'storeDirectory', 'storeWriteAll', 'storeRemove', 'storeWatch', 'storeUnwatch', 'close',
 ] satisfies Array<keyof HypervisorCalls>);
 
 /** Hypervisor side: answers one process's requests; its port closing means the process died. */
@@ -118,6 +118,10 @@ class RemoteCalls implements HypervisorCalls {
 
   async storeRead(path: string): Promise<string | undefined> {
     return (await this.call('storeRead', path)) as string | undefined;
+  }
+
+  async storeDirectory(path: string): Promise<string[] | undefined> {
+    return (await this.call('storeDirectory', path)) as string[] | undefined;
   }
 
   async storeWriteAll(entries: ReadonlyArray<readonly [string, string]>, perms: readonly StorePermission[] | undefined): Promise<void> {

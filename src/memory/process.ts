@@ -113,6 +113,11 @@ export class ProcessState implements HypervisorCalls {
     return this.hv.store.read(this.domid, path);
   }
 
+  async storeDirectory(path: string): Promise<string[] | undefined> {
+    this.check();
+    return this.hv.store.directory(this.domid, path);
+  }
+
   async storeWriteAll(entries: ReadonlyArray<readonly [string, string]>, perms: readonly StorePermission[] | undefined): Promise<void> {
     this.check();
     this.hv.store.writeAll(this.domid, entries, perms);

@@ -108,6 +108,14 @@ export class MemoryStore {
     return n?.value;
   }
 
+  /** The names of `path`'s children, or undefined when it does not exist (read rules as for read()). */
+  directory(domid: number, path: string): string[] | undefined {
+    const absolute = resolvePath(domid, path);
+    const n = this.lookup(absolute);
+    if (!canRead(n ?? this.nearestAncestor(absolute), domid)) throw sysError('EACCES', `domain ${domid} may not list ${path}`);
+    return n ? [...n.children.keys()] : undefined;
+  }
+
   /** All entries or none: on any failure the tree is restored as it was. */
   writeAll(domid: number, entries: ReadonlyArray<readonly [string, string]>, perms?: readonly StorePermission[]): void {
     const targets = entries.map(([path, value]) => {

@@ -3,12 +3,16 @@
  * one domain, many domains at once, a domain not offered, close() with
  * connections open, and a destroyed domain's offer not published again.
  */
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { MemoryHypervisor } from '../../src/memory/index.js';
 import { connect } from '../../src/net.js';
 import { createServer, type VchanServer } from '../../src/server.js';
 import type { VchanStream } from '../../src/stream.js';
+import { bundle } from '../interop/harness.js';
 
 const SMALL = { readMin: 1024, writeMin: 1024 };
 
@@ -194,6 +198,14 @@ describe('createServer() (memory backend)', () => {
     server.close();
     await once(server, 'close');
     expect(server.address()).toBeNull();
+  });
+
+  it('keeps the process alive while listening, unless unref()ed', async () => {
+    const script = bundle(join(import.meta.dirname, 'fixtures/unref.ts'), 'server-unref');
+    const run = (mode: string) => promisify(execFile)(process.execPath, [script, mode], { timeout: 10_000 });
+    const [ref, unref] = await Promise.all([run('ref'), run('unref')]);
+    expect(ref.stdout).toBe('listening\nalive\n');
+    expect(unref.stdout).toBe('listening\n');
   });
 
   it('checks its arguments and names them', () => {

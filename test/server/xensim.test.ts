@@ -1,8 +1,9 @@
 /**
  * createServer() under xensim, as a dom0 service: 100 client domains at
  * once, each a C client on Debian's libxenvchan (test/c/vchan-peer.c)
- * whose own pattern must come back byte-exact; and a destroyed domain,
- * whose offer is withdrawn and never published again.
+ * whose own pattern must come back byte-exact; a destroyed domain, whose
+ * offer is withdrawn and never published again; and `peers: 'all'`
+ * following a domain created and destroyed after listen().
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,24 +13,30 @@ import { Sim } from '../sim/helpers.js';
 
 let sim: Sim;
 let fixture: string;
+/** Servers started, killed at the end if a failed test left them running. */
+const servers: StartedPeer[] = [];
 beforeAll(async () => {
   fixture = bundle(join(import.meta.dirname, 'fixtures/echo-server.ts'), 'server-echo');
   sim = await Sim.start();
 });
 afterAll(async () => {
+  for (const s of servers) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+  await Promise.all(servers.map((s) => s.done.catch(() => undefined)));
   await sim?.stop();
 });
 
 type Line = PeerLine & { event?: string; peer?: number; count?: number; value?: string | null; message?: string };
 const isEvent = (name: string) => (l: PeerLine) => (l as Line).event === name;
 
-async function startServer(first: number, last: number, port: number): Promise<StartedPeer> {
-  const server = await startPeer([fixture, String(first), String(last), String(port)], {
+async function startServer(first: number | 'all', last: number, port: number): Promise<StartedPeer> {
+  const argv = first === 'all' ? ['all', String(port)] : [String(first), String(last), String(port)];
+  const server = await startPeer([fixture, ...argv], {
     command: [process.execPath],
     env: await sim.domainEnv(0),
     stdin: true,
     timeoutMs: 60_000,
   });
+  servers.push(server);
   await server.waitFor(isEvent('listening'));
   return server;
 }
@@ -93,6 +100,22 @@ describe('createServer() under xensim with C clients', () => {
     expect(await read(server, ringRef)).toBeNull();
     const status = await sim.status();
     expect(status.grants, 'grants still held after the domain went').toBe(0);
+    const lines = await stopServer(server);
+    expect(lines.filter((l) => l.event === 'error')).toEqual([]);
+  }, 60_000);
+
+  it("peers: 'all' offers to a domain created after listen() and withdraws it when destroyed", async () => {
+    const server = await startServer('all', 0, 9);
+    const domid = 70;
+    const ringRef = `/local/domain/0/data/vchan/${domid}/9/ring-ref`;
+    expect(await read(server, ringRef)).toBeNull();
+    const env = await sim.domainEnv(domid);
+    for (let i = 0; i < 100 && !(await read(server, ringRef)); i++) await new Promise((r) => setTimeout(r, 20));
+    const run = await (await cClient(domid, 9, env)).done;
+    expect(run.result).toMatchObject({ ok: true, received: BYTES });
+    await sim.destroyDomain(domid);
+    for (let i = 0; i < 100 && (await read(server, ringRef)) !== null; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await read(server, ringRef)).toBeNull();
     const lines = await stopServer(server);
     expect(lines.filter((l) => l.event === 'error')).toEqual([]);
   }, 60_000);
