@@ -22,6 +22,19 @@
 import type { Store, StoreWatch } from './backend.js';
 
 /** A watch on the peer's domain. */
+/**
+ * Whether `peer`'s domain exists, as its `domid` node says. A node we may not
+ * read (a domU looking at dom0), or a store that fails, counts as alive: only
+ * a node seen missing means destroyed.
+ */
+export async function domainExists(store: Store, peer: number): Promise<boolean> {
+  try {
+    return (await store.read(`/local/domain/${peer}/domid`)) !== undefined;
+  } catch {
+    return true;
+  }
+}
+
 export interface PeerWatch extends StoreWatch {
   /** The peer's domain certainly existed (its client connected): look again, with that known. */
   existed(): void;
@@ -130,7 +143,7 @@ class DomainMonitor {
     domain.checking = (async () => {
       do {
         domain.again = false;
-        const alive = await this.exists(peer);
+        const alive = await domainExists(this.store, peer);
         for (const follower of [...domain.followers]) {
           if (alive) follower.seen = true;
           else if (follower.seen) {
@@ -141,14 +154,6 @@ class DomainMonitor {
       } while (domain.again && domain.followers.size > 0);
     })().finally(() => (domain.checking = undefined));
     return domain.checking;
-  }
-
-  private async exists(peer: number): Promise<boolean> {
-    try {
-      return (await this.store.read(`/local/domain/${peer}/domid`)) !== undefined;
-    } catch {
-      return true;
-    }
   }
 
   private async dropIfUnfollowed(peer: number, domain: FollowedDomain): Promise<void> {

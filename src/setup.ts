@@ -6,7 +6,7 @@
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
 import { abortedError, protocolError, VchanError } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
-import { watchPeerDomain, type PeerWatch } from './peer-watch.js';
+import { domainExists, watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import { Releases } from './releases.js';
 import { RingReader, RingWriter } from './ring.js';
 
@@ -182,7 +182,7 @@ export async function setupClient(s: ClientSetup): Promise<ChannelParts> {
       if (!s.retryStale || !found.entries || found.pastEntries || (error as { code?: unknown }).code !== 'EINVAL' || s.signal?.aborted) {
         throw staleError(error, stale);
       }
-      if (!(await domainAlive(s.backend, s.peer))) throw error;
+      if (!(await domainExists(s.backend.store, s.peer))) throw error;
       // Entries new to us get one more try at once (a failure may be passing); the same ones again must change first.
       const again = stale !== undefined && sameEntries(stale.entries, found.entries);
       stale = { entries: found.entries, error, retryAtOnce: !again };
@@ -220,14 +220,6 @@ function staleError(error: unknown, stale: StaleOffer | undefined): unknown {
   });
 }
 
-/** Unreadable (a domU looking at dom0) counts as alive. */
-async function domainAlive(backend: Backend, peer: number): Promise<boolean> {
-  try {
-    return (await backend.store.read(`/local/domain/${peer}/domid`)) !== undefined;
-  } catch {
-    return true;
-  }
-}
 
 /**
  * Entries other than the stale ones, or the same ones seen gone or written
