@@ -52,6 +52,19 @@ export class VchanError extends Error {
   }
 }
 
+/**
+ * `source`'s failure said again with more context: a VchanError with its
+ * code (or `fallbackCode` when it has none), syscall and errno, and `message`.
+ */
+export function restated(source: unknown, message: string, cause: unknown = source, fallbackCode: VchanErrorCode = ErrorCodes.PROTOCOL): VchanError {
+  const s = source as { code?: VchanErrorCode; syscall?: string; errno?: number };
+  return new VchanError(s.code ?? fallbackCode, message, {
+    cause,
+    ...(s.syscall !== undefined ? { syscall: s.syscall } : {}),
+    ...(s.errno !== undefined ? { errno: s.errno } : {}),
+  });
+}
+
 export function peerClosedError(what = 'the peer closed the channel'): VchanError {
   return new VchanError(ErrorCodes.PEER_CLOSED, what);
 }

@@ -5,7 +5,7 @@
  * old channel's cleanup). A domain seen destroyed gets no new offer.
  */
 import type { Backend } from './backend.js';
-import { VchanError } from './errors.js';
+import { restated, type VchanError } from './errors.js';
 import { listen } from './net.js';
 import { watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import type { VchanStream, VchanStreamOptions } from './stream.js';
@@ -122,12 +122,7 @@ export class PeerOffers {
   }
 
   private fail(error: unknown): void {
-    const e = error as Partial<VchanError>;
-    const named = new VchanError(e.code ?? 'ERR_VCHAN_PROTOCOL', `domain ${this.peer}: ${e.message ?? String(error)}`, {
-      cause: error,
-      ...(e.syscall !== undefined ? { syscall: e.syscall } : {}),
-      ...(e.errno !== undefined ? { errno: e.errno } : {}),
-    });
+    const named = restated(error, `domain ${this.peer}: ${(error as Partial<Error>).message ?? String(error)}`);
     (named as VchanError & { peer: number }).peer = this.peer;
     this.host.error(this.peer, named);
   }

@@ -4,7 +4,7 @@
  * every page, port and xenstore entry it took.
  */
 import type { Backend, EventChannel, EventHandler, GrantMapping, GrantShare, KeepAliveHandle, StoreWatch } from './backend.js';
-import { abortedError, protocolError, VchanError } from './errors.js';
+import { abortedError, protocolError, restated } from './errors.js';
 import { ControlPage, layoutFor, Live, Notify, Offsets, PAGE_SIZE, ringPlacement } from './layout.js';
 import { domainExists, watchPeerDomain, type PeerWatch } from './peer-watch.js';
 import { Releases } from './releases.js';
@@ -211,13 +211,9 @@ function sameEntries(a: ServerEntries, b: ServerEntries): boolean {
 function staleError(error: unknown, stale: StaleOffer | undefined): unknown {
   const code = (error as { code?: unknown }).code;
   if (!stale || (code !== 'ERR_VCHAN_TIMEOUT' && code !== 'ERR_VCHAN_ABORTED')) return error;
-  const first = stale.error as Error & { code: string; syscall?: string; errno?: number };
   const { ringRef, eventChannel } = stale.entries;
-  return new VchanError(first.code, `${first.message}; the offer (ring-ref ${ringRef}, event-channel ${eventChannel}) did not change before ${code === 'ERR_VCHAN_TIMEOUT' ? 'the timeout' : 'the abort'}`, {
-    cause: error,
-    ...(first.syscall !== undefined ? { syscall: first.syscall } : {}),
-    ...(first.errno !== undefined ? { errno: first.errno } : {}),
-  });
+  const why = `the offer (ring-ref ${ringRef}, event-channel ${eventChannel}) did not change before ${code === 'ERR_VCHAN_TIMEOUT' ? 'the timeout' : 'the abort'}`;
+  return restated(stale.error, `${(stale.error as Error).message}; ${why}`, error);
 }
 
 
