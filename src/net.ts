@@ -47,7 +47,6 @@ export interface ConnectOptions extends VchanStreamOptions {
   backend?: Backend;
 }
 
-
 /** Exactly one of path and port. */
 export function checkAddress(o: Record<string, unknown>): { path: string } | { port: number } {
   if (o.path !== undefined && o.port !== undefined) throw new TypeError('give either path or port, not both');

@@ -139,8 +139,6 @@ export class VchanStream extends Duplex {
   private draining = false;
   /** 'connect' was emitted: the peer is (or was) there, and its bytes may flow. */
   private connected = false;
-  /** The 'connect' listeners are running. */
-  private inConnect = false;
   /** Bytes may be delivered: a turn has passed since 'connect'. */
   private readReady = false;
   /** Writes may move: 'connect' was emitted (or our own listener for it ran). */
@@ -418,14 +416,10 @@ export class VchanStream extends Duplex {
     // own end() closed before this turn (a client that wrote and ended at once).
     if (this.channel.closed || this.channel.isOpen() !== 2) {
       this.connected = true;
-      // No bytes move while the 'connect' listeners run (a write there may wake us at once);
-      // one that destroyed the stream reads nothing at all, as net.
-      this.inConnect = true;
-      try {
-        this.emit('connect');
-      } finally {
-        this.inConnect = false;
-      }
+      // No bytes move while the 'connect' listeners run (writeReady and readReady are set after
+      // them, though a write there may wake us at once); one that destroyed the stream reads
+      // nothing at all, as net.
+      this.emit('connect');
       this.finished?.();
       if (this.destroyed) return;
       this.writeReady = true;

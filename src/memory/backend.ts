@@ -31,7 +31,6 @@ export interface ShareOptions {
   readonly readOnly?: boolean;
 }
 
-
 function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw new TypeError(`${name} must be a number, got ${typeof value}`);
   if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer ${min}..${max}, got ${value}`);

@@ -56,7 +56,6 @@ function checkLimit(name: string, value: number | undefined, fallback: number, m
   return value;
 }
 
-
 export class MemoryHypervisor {
   private readonly hv: Hypervisor;
   private readonly doorbells = new IndexPool(DOORBELLS);
