@@ -57,6 +57,7 @@ cp -r "$REPO/node_modules/node-gyp-build" "$PAY/pkg/node_modules/"
 strip -o "$PAY/bin/node" "$(command -v node)"
 cp "$HERE/guest/scenarios.sh" "$HERE/guest/lib.sh" "$STAGE/"
 install -m 755 "$HERE/guest/kill-rounds" "$PAY/bin/" # the domU's half of a scenario
+install -m 644 "$HERE/guest/fifo.sh" "$PAY/bin/" # open_fifo, for both halves
 
 # --- pieces of both ramdisks -----------------------------------------------------
 libs_of() { # the shared libraries (and loader) the given binaries need, into $1

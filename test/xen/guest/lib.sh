@@ -12,6 +12,8 @@ MiB=1048576
 L=/tmp/sc # the running scenario's peer logs
 [ -f /tmp/domid ] && D=$(cat /tmp/domid) && H=/local/domain/$D
 
+. $P/bin/fifo.sh # open_fifo
+
 fail() { echo "FAIL: $*"; exit 1; }
 say() { echo "-- $*"; }
 # ms: milliseconds of uptime (10 ms steps), without starting a process

@@ -322,7 +322,7 @@ released() {
   g_before=$(grants_by_dom0) || fail "cannot read Xen's grant table"
   echo "the domU's grants mapped by dom0 before: $(echo $g_before)"
   mkfifo /tmp/keep.in; $PEER keeper "$D" </tmp/keep.in >$L/k.log 2>&1 &
-  K=$!; exec 3>/tmp/keep.in
+  K=$!; open_fifo 3 /tmp/keep.in '>' || fail "cannot open the keeper's input"
   KP=data/vchan/0/$(port)- LATE=
   j=$(u_start kill-rounds 50 3 "$KP")
   n=0; while [ $n -lt 53 ]; do
@@ -363,7 +363,7 @@ released() {
 destroy() {
   p=$(port); path=data/vchan/$D/$p
   mkfifo /tmp/x.in; $PEER server "$D" "$path" --mode hold </tmp/x.in >$L/s.log 2>&1 &
-  s=$!; exec 3>/tmp/x.in
+  s=$!; open_fifo 3 /tmp/x.in '>' || fail "cannot open the TS server's input"
   wait_for $L/s.log listening 60 || fail "the TS server did not publish"
   u_start vchan-peer client 0 "/local/domain/0/$path" --mode hold --timeout-ms 60000 >/dev/null
   wait_for $L/s.log '"open"' 120 || fail "the C client did not connect"
